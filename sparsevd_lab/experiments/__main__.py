@@ -1,0 +1,94 @@
+"""Command line: ``python -m sparsevd_lab.experiments NAME [options]`` (``--help`` lists them)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+import torch
+
+from ..data import DataError
+from .runners import EXPERIMENTS, run_experiment
+
+OFFLINE_DATASETS = ("offline-digits", "fashion-mnist (with Debian's dataset-fashion-mnist)",
+                    "diabetes", "synthetic-cifar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {e.name:22s} {e.description} (datasets: {', '.join(e.datasets)}; "
+                      f"default {e.default_dataset})" for e in EXPERIMENTS.values())
+    parser = argparse.ArgumentParser(
+        prog="python -m sparsevd_lab.experiments",
+        description="Reproduce the Sparse VD paper's experiments (Molchanov et al. 2017).",
+        epilog="experiments:\n" + lines + "\n\nSPARSEVD_FAST=1 in the environment implies --fast.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
+                        help="experiment: " + ", ".join(EXPERIMENTS))
+    parser.add_argument("--dataset", help="data set (default: the experiment's default)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: the paper's recipe; fast: 1-2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results",
+                        help="output folder (default ./results; the shipped results are in "
+                             "sparsevd_lab/results)")
+    parser.add_argument("--fast", action="store_true", help="a few seconds: data subset, 1-2 epochs")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _print_summary(result: dict) -> None:
+    from . import result_frame
+
+    name, res = result["experiment"], result["results"]
+    df = result_frame(result)
+    if name in ("lenet300", "lenet5", "vgg-like"):
+        cols = [c for c in ("method", "error_%", "sparsity_per_layer", "compression") if c in df]
+        print(df[cols].to_string(index=False))
+    elif name == "regression-sweep":
+        print(df[["model", "reg_factor", "train_mse", "test_mse", "compression_%"]].to_string(index=False))
+    elif name == "classification-sweep":
+        at3 = df[df.threshold == 3.0] if (df.threshold == 3.0).any() else df
+        print(at3[["reg_factor", "threshold", "error_%", "sparsity_per_layer", "compression"]]
+              .to_string(index=False))
+    elif name == "random-labels":
+        for key, s in res["summary"].items():
+            print(f"{key}: {s}")
+    p = result["provenance"]
+    print(f"{p['epochs_note']}; wall time {p['wall_time_s']} s; data: {p['dataset_source']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    exp = EXPERIMENTS[args.name]
+    dataset = args.dataset or exp.default_dataset
+    if dataset not in exp.datasets:
+        parser.error(f"dataset {dataset!r} does not fit experiment {args.name!r}; valid: "
+                     f"{', '.join(exp.datasets)}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be >= 1; got {args.epochs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "python -m sparsevd_lab.experiments " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        result = run_experiment(args.name, dataset, epochs=args.epochs, seed=args.seed,
+                                out=args.out, fast=args.fast or None, device=args.device,
+                                progress=not args.quiet, command=command)
+    except DataError as err:
+        parser.error(f"dataset {dataset!r} could not be loaded: {err}\n"
+                     f"Data sets that work with no network: {', '.join(OFFLINE_DATASETS)}; "
+                     f"valid for {args.name}: {', '.join(exp.datasets)}")
+    except RuntimeError as err:
+        if "CUDA" in str(err) or "cuda" in str(err):
+            parser.error(str(err))
+        raise
+    _print_summary(result)
+    print(f"wrote {args.out}/{result['files']['result']}"
+          + "".join(f", {args.out}/{v}" for k, v in result["files"].items() if k != "result"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

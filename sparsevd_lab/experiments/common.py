@@ -1,0 +1,282 @@
+"""Shared machinery of the experiments: provenance, atomic writes, weight snapshots, the result schema.
+
+Every experiment returns one JSON-able dict with the same top level (see ``validate_result``):
+
+    {"schema_version": 1, "experiment": ..., "dataset": ..., "provenance": {...},
+     "config": {...}, "results": {...}, "files": {...}}
+
+Files are written to a temporary name in the destination folder and renamed into place with
+``os.replace`` (docs/CONVENTIONS.md), so an interrupted run never leaves a half-written result.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "RESULTS_DIR",
+    "ResultSchemaError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_save_npz",
+    "provenance",
+    "versions",
+    "result_filename",
+    "validate_result",
+    "SnapshotRecorder",
+    "jsonable",
+]
+
+SCHEMA_VERSION = 1
+# Results shipped with the package (loaded by notebooks with no network).
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+class ResultSchemaError(ValueError):
+    """A result dict does not follow the experiments' schema; the message names the bad field."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------------
+
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Call ``write(fh)`` on a temporary file next to ``path``, fsync it, then ``os.replace`` it onto
+    ``path``. If anything raises, the temporary file is removed and ``path`` is left untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600; give the file the usual permissions (0666 minus the umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain-JSON copy of ``obj``: numpy/torch scalars to Python, non-finite floats to strings
+    ("inf", "-inf", "nan") so the file stays strict JSON (``json.loads`` in any language)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, torch.Tensor):
+        return jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented strict JSON, atomically."""
+    text = json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n"
+    return atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez_compressed`` to ``path``, atomically."""
+    return atomic_write_bytes(path, lambda fh: np.savez_compressed(fh, **arrays))
+
+
+# --------------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------------
+
+def versions() -> dict[str, str]:
+    from .. import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "sparsevd_lab": __version__}
+
+
+def provenance(*, dataset: str, source: str, epochs: int | dict, paper_epochs: int | dict | None,
+               epochs_note: str, seed: int, device: str, started: float, fast: bool,
+               command: str | None = None, extra: dict | None = None) -> dict:
+    """The provenance block of a result: where the data came from, how long it ran, on what."""
+    out = {
+        "dataset": dataset,
+        "dataset_source": source,
+        "epochs": epochs,
+        "paper_epochs": paper_epochs,
+        "epochs_note": epochs_note,
+        "seed": int(seed),
+        "fast": bool(fast),
+        "versions": versions(),
+        "device": device,
+        "cpu_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "wall_time_s": round(time.time() - started, 2),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command if command is not None else "python -m sparsevd_lab.experiments "
+                                                       + " ".join(sys.argv[1:]),
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def result_filename(experiment: str, dataset: str, fast: bool = False) -> str:
+    """``<experiment>_<dataset>[_fast].json``, e.g. ``lenet300_offline-digits.json``."""
+    return f"{experiment}_{dataset}{'_fast' if fast else ''}.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------------
+
+_TOP = {"schema_version": int, "experiment": str, "dataset": str, "provenance": dict,
+        "config": dict, "results": dict, "files": dict}
+_PROVENANCE = {"dataset": str, "dataset_source": str, "epochs": (int, dict), "epochs_note": str,
+               "seed": int, "fast": bool, "versions": dict, "device": str,
+               "wall_time_s": (int, float), "date": str, "command": str}
+_NUM = (int, float, str)  # str: "inf" / "nan" written by ``jsonable``
+_TABLE_ROW = {"method": str, "error_%": _NUM, "sparsity_per_layer": str, "layer_sparsity_%": list,
+              "compression": _NUM, "weights": int, "kept": int}
+_RESULTS = {
+    "lenet300": {"rows": list, "history": dict},
+    "lenet5": {"rows": list, "history": dict},
+    "random-labels": {"history": dict, "summary": dict},
+    "regression-sweep": {"rows": list},
+    "classification-sweep": {"reg_factors": list, "thresholds": list, "points": list,
+                             "layers": list, "history": dict},
+    "vgg-like": {"rows": list, "history": dict},
+}
+_POINT = {"reg_factor": (int, float), "threshold": (int, float), "error_%": _NUM,
+          "layer_sparsity_%": list, "sparsity_per_layer": str, "sparsity_%": _NUM,
+          "compression": _NUM}
+_REG_ROW = {"model": str, "reg_factor": (int, float, type(None)), "train_mse": _NUM,
+            "test_mse": _NUM, "compression_%": _NUM}
+
+
+def _need(obj: dict, spec: dict, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ResultSchemaError(f"{where} must be an object, got {type(obj).__name__}")
+    for key, typ in spec.items():
+        if key not in obj:
+            raise ResultSchemaError(f"{where} lacks the field {key!r} (required: {', '.join(spec)})")
+        value = obj[key]
+        if isinstance(value, bool) and typ is not bool and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+            raise ResultSchemaError(f"{where}.{key} must be {typ}, got a bool")
+        if not isinstance(value, typ):
+            raise ResultSchemaError(f"{where}.{key} must be {typ}, got {type(value).__name__}")
+
+
+def validate_result(obj: Any) -> dict:
+    """Check a result dict (as loaded from JSON) against the schema; return it, or raise
+    ``ResultSchemaError`` naming the first bad field."""
+    _need(obj, _TOP, "result")
+    if obj["schema_version"] != SCHEMA_VERSION:
+        raise ResultSchemaError(f"result.schema_version is {obj['schema_version']}, this package "
+                                f"reads version {SCHEMA_VERSION}")
+    name = obj["experiment"]
+    if name not in _RESULTS:
+        raise ResultSchemaError(f"result.experiment {name!r} is unknown; valid: {', '.join(_RESULTS)}")
+    _need(obj["provenance"], _PROVENANCE, "result.provenance")
+    _need(obj["provenance"]["versions"], {"python": str, "torch": str, "sparsevd_lab": str},
+          "result.provenance.versions")
+    res = obj["results"]
+    _need(res, _RESULTS[name], "result.results")
+    if name in ("lenet300", "lenet5", "vgg-like"):
+        methods = []
+        for i, row in enumerate(res["rows"]):
+            _need(row, _TABLE_ROW, f"result.results.rows[{i}]")
+            methods.append(row["method"])
+        for m in ("dense", "sparse-vd"):
+            if m not in methods:
+                raise ResultSchemaError(f"result.results.rows has no {m!r} row (has {methods})")
+    elif name == "regression-sweep":
+        for i, row in enumerate(res["rows"]):
+            _need(row, _REG_ROW, f"result.results.rows[{i}]")
+    elif name == "classification-sweep":
+        n = len(res["reg_factors"]) * len(res["thresholds"])
+        if len(res["points"]) != n:
+            raise ResultSchemaError(f"result.results.points has {len(res['points'])} entries, "
+                                    f"expected reg_factors x thresholds = {n}")
+        for i, p in enumerate(res["points"]):
+            _need(p, _POINT, f"result.results.points[{i}]")
+    elif name == "random-labels":
+        for model in ("dense", "sparse-vd"):
+            if model not in res["history"]:
+                raise ResultSchemaError(f"result.results.history lacks {model!r}")
+            _need(res["history"][model], {"epoch": list, "train_acc": list, "test_acc": list},
+                  f"result.results.history[{model!r}]")
+    for key, rel in obj["files"].items():
+        if not isinstance(rel, str):
+            raise ResultSchemaError(f"result.files.{key} must be a relative path string")
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# Weight snapshots for the visualisation notebook
+# --------------------------------------------------------------------------------------------------
+
+class SnapshotRecorder:
+    """A ``fit`` callback that keeps small float16 slices of chosen layers every few epochs.
+
+    ``layers`` maps a short name to (module, slice) where the slice picks a part of the weight
+    (e.g. ``(slice(0, 8),)`` for the first 8 rows). For Sparse VD layers ``log_alpha`` is kept too.
+    ``save(path)`` writes one compressed ``.npz``: ``epoch`` (S,), ``<name>_weight`` and
+    ``<name>_log_alpha`` (S, *slice shape).
+    """
+
+    def __init__(self, layers: dict[str, tuple[nn.Module, tuple]], every: int, epochs: int) -> None:
+        self.layers = layers
+        self.every = max(1, int(every))
+        self.epochs = int(epochs)
+        self.epoch: list[int] = []
+        self.arrays: dict[str, list[np.ndarray]] = {}
+
+    def take(self, epoch: int) -> None:
+        self.epoch.append(int(epoch))
+        with torch.no_grad():
+            for name, (module, sl) in self.layers.items():
+                w = module.weight[sl].detach().cpu().float().numpy().astype(np.float16)
+                self.arrays.setdefault(f"{name}_weight", []).append(w)
+                if hasattr(module, "log_alpha"):
+                    la = module.log_alpha[sl].detach().cpu().float().clamp(-30, 30).numpy()
+                    self.arrays.setdefault(f"{name}_log_alpha", []).append(la.astype(np.float16))
+
+    def __call__(self, epoch: int, model: nn.Module, row: dict) -> None:
+        done = epoch + 1
+        if done % self.every == 0 or done == self.epochs:
+            self.take(done)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {k: np.stack(v) for k, v in self.arrays.items()}
+        return atomic_save_npz(path, epoch=np.asarray(self.epoch, dtype=np.int32), **arrays)
