@@ -1,0 +1,286 @@
+"""Setup helpers for the notebooks: version check, run modes, figure files, data checks.
+
+Every notebook's first cell imports the package and calls ``require(MIN_VERSION)``; it stops there
+with a message that says what to do when the package is too old, or when the chosen data set needs a
+download and this machine is offline. The modes come from the environment (docs/CONVENTIONS.md):
+
+- ``SPARSEVD_FAST=1``: fast (CI) mode, tiny data and few epochs, no figure files;
+- default: the student mode, at most 10 minutes per notebook on a 2-core CPU, no network;
+- ``SPARSEVD_RETRAIN=1``: opt in to live training of what is otherwise loaded from shipped results;
+- ``SPARSEVD_DATASET``: the data set (default ``offline-digits``; ``mnist`` downloads full MNIST);
+- ``SPARSEVD_FIGURES``: the folder for saved figures (default ``figures`` beside the notebook).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+__all__ = [
+    "FAST",
+    "RETRAIN",
+    "DATASET",
+    "env_flag",
+    "mode",
+    "parse_version",
+    "require",
+    "check_data",
+    "figure_dir",
+    "figure_path",
+    "savefig",
+    "elapsed",
+    "PIP_SPEC",
+    "clean_metadata",
+    "execute",
+    "main",
+]
+
+PIP_SPEC = "sparsevd-lab @ git+https://github.com/sparsevd-lab/sparsevd-lab"
+# Data sets that need no network (shipped with a dependency or bundled with scikit-learn).
+OFFLINE_DATASETS = ("offline-digits", "sklearn-digits", "diabetes")
+_START = time.perf_counter()
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """True for "1", "true", "yes", "on" (any case); False for "", "0", "false", "no", "off"."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 or {name}=0")
+
+
+FAST = env_flag("SPARSEVD_FAST")
+RETRAIN = env_flag("SPARSEVD_RETRAIN")
+DATASET = os.environ.get("SPARSEVD_DATASET", "offline-digits")
+
+
+def mode() -> str:
+    """"fast" when SPARSEVD_FAST is set, else "default" (read from the environment at call time)."""
+    return "fast" if env_flag("SPARSEVD_FAST") else "default"
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    """"0.1.0" -> (0, 1, 0); a suffix such as ".dev3" or "+local" is ignored."""
+    parts = []
+    for piece in str(version).split("+")[0].split("."):
+        m = re.match(r"\d+", piece)
+        if not m:
+            break
+        parts.append(int(m.group()))
+    if not parts:
+        raise ValueError(f"not a version number: {version!r}")
+    return tuple(parts)
+
+
+def _installed_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def require(min_version: str, dataset: str | None = None, verbose: bool = True) -> str:
+    """Check that the installed package is at least ``min_version``; return the installed version.
+
+    With ``dataset``, also check that the data set can be had (``check_data``). Raises
+    ``RuntimeError`` with what to do; prints one line about the setup when ``verbose``.
+    """
+    installed = _installed_version()
+    if parse_version(installed) < parse_version(min_version):
+        how = ("rerun the first cell (Runtime > Restart session first)" if _in_colab() else
+               f'pip install -U "{PIP_SPEC}"  (or, in a clone: pip install -e .)')
+        raise RuntimeError(
+            f"this notebook needs sparsevd_lab >= {min_version}, but {installed} is installed. "
+            f"Update it: {how}; then restart the kernel."
+        )
+    if dataset is not None:
+        check_data(dataset)
+    if verbose:
+        import torch
+
+        print(f"sparsevd_lab {installed} | mode: {mode()} | retrain: {env_flag('SPARSEVD_RETRAIN')} "
+              f"| torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+              f"{', CUDA' if torch.cuda.is_available() else ''}")
+    return installed
+
+
+def _online(url: str, timeout: float = 3.0) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_data(dataset: str, root=None, online=_online) -> str:
+    """Return "offline", "cached" or "online" for ``dataset``; raise ``RuntimeError`` with what to do
+    when it needs a download that cannot happen (no cached copy and no network)."""
+    from . import data
+
+    if dataset in OFFLINE_DATASETS:
+        return "offline"
+    if dataset not in data.DATASETS:
+        raise RuntimeError(f"unknown data set {dataset!r}; choose one of {', '.join(data.DATASETS)}")
+    if dataset == "fashion-mnist" and all(
+            (Path(data.FASHION_DEBIAN_DIR) / f).exists() for f in data.FASHION_RAW_MD5):
+        return "offline"
+    folder = data.cache_dir(root)
+    if dataset == "cifar10":
+        files, urls = [folder / data.CIFAR10_FILE], list(data.CIFAR10_URLS)
+    else:
+        sub, md5s, mirrors = (("mnist", data.MNIST_MD5, data.MNIST_MIRRORS) if dataset == "mnist"
+                              else ("fashion-mnist", data.FASHION_MD5, data.FASHION_MIRRORS))
+        files, urls = [folder / sub / f for f in md5s], list(mirrors)
+    if all(f.exists() for f in files):
+        return "cached"
+    if any(online(u) for u in urls):
+        return "online"
+    raise RuntimeError(
+        f"the data set {dataset!r} must be downloaded, but this machine is offline and it is not in "
+        f"the cache {folder}. Connect to the internet, copy the files into that folder, or run with "
+        f"SPARSEVD_DATASET=offline-digits (5,000 real MNIST digits, no network needed)."
+    )
+
+
+def figure_dir() -> Path:
+    """The folder for saved figures: $SPARSEVD_FIGURES, else ``figures`` in the working directory
+    (the notebooks folder when a notebook runs)."""
+    return Path(os.environ.get("SPARSEVD_FIGURES", "figures"))
+
+
+def figure_path(name: str) -> Path:
+    """Path for figure file ``name`` (a bare file name such as "01_priors.png"); creates the folder."""
+    if not name or Path(name).name != name:
+        raise ValueError(f"figure name must be a bare file name like '01_priors.png'; got {name!r}")
+    folder = figure_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
+    """Save ``fig`` as ``figures/name`` in default mode (not in fast mode unless ``force``).
+
+    Written to a temporary file and renamed, so no half-written figure is left behind. Returns the
+    path, or None when nothing was saved.
+    """
+    if mode() == "fast" and not force:
+        return None
+    path = figure_path(name)
+    fmt = path.suffix.lstrip(".") or "png"
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def elapsed() -> str:
+    """Time since this module was imported (the notebook's first cell), e.g. "1 min 05 s"."""
+    s = time.perf_counter() - _START
+    return f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+# --------------------------------------------------------------------------------------------------
+# Building the committed notebooks: .py (jupytext, the source) -> executed .ipynb with clean metadata
+# --------------------------------------------------------------------------------------------------
+
+KEEP_METADATA = ("kernelspec", "jupytext")
+
+
+def clean_metadata(notebook) -> object:
+    """Strip what must not be committed: widget state, execution timestamps, language_info, papermill
+    and other tool metadata. Keeps the kernelspec (python3) and jupytext's ``formats`` only."""
+    md = notebook.metadata
+    for key in list(md):
+        if key not in KEEP_METADATA:
+            del md[key]
+    md["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                        "name": "python3"}
+    md["jupytext"] = {"formats": "ipynb,py:percent"}
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("ExecuteTime", None)
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("collapsed", None)
+        cell.metadata.pop("widgets", None)
+        cell.metadata.pop("scrolled", None)
+    return notebook
+
+
+def execute(source: str | os.PathLike, fast: bool = False, timeout: int = 600,
+            write: bool = True) -> dict:
+    """Execute notebook ``source`` (``NN_name.py`` or ``.ipynb``; the .py is the source of truth)
+    from its own folder with nbclient, in fast or default mode, clean its metadata and write
+    ``NN_name.ipynb`` atomically. Returns {"notebook", "mode", "seconds"}."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = Path(source)
+    py = source.with_suffix(".py")
+    nbk = jupytext.read(py if py.exists() else source)
+    env_before = os.environ.get("SPARSEVD_FAST")
+    os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
+    start = time.perf_counter()
+    try:
+        client = NotebookClient(nbk, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(py.parent.resolve())}},
+                                record_timing=False, store_widget_state=True)
+        client.execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("SPARSEVD_FAST", None)
+        else:
+            os.environ["SPARSEVD_FAST"] = env_before
+    seconds = time.perf_counter() - start
+    clean_metadata(nbk)
+    out = py.with_suffix(".ipynb")
+    if write:
+        fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
+        os.close(fd)
+        try:
+            nbformat.write(nbk, tmp)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return {"notebook": out.name, "mode": "fast" if fast else "default", "seconds": round(seconds, 1)}
+
+
+def main(argv=None) -> int:
+    """``python -m sparsevd_lab.notebook [--fast] [--no-write] NOTEBOOK...``: execute and write."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sparsevd_lab.notebook", description=main.__doc__)
+    parser.add_argument("notebooks", nargs="+", help="notebooks/NN_name.py (or .ipynb)")
+    parser.add_argument("--fast", action="store_true", help="run in fast (CI) mode")
+    parser.add_argument("--no-write", action="store_true", help="execute only, write nothing")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        info = execute(path, fast=args.fast, timeout=args.timeout, write=not args.no_write)
+        print(f"{info['notebook']}: {info['mode']} mode, {info['seconds']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""Figures for the notebooks. Every function returns a matplotlib ``Figure`` (and never calls
+``plt.show()``: the caller decides), labels its axes with units, and draws with seaborn's colour-blind
+safe palette. Weights are drawn with a diverging colour map centred at 0 and dropped weights white.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import TwoSlopeNorm
+
+from . import theory
+
+__all__ = [
+    "PALETTE",
+    "WEIGHT_CMAP",
+    "use_style",
+    "plot_priors",
+    "plot_posterior",
+    "plot_kl",
+    "plot_lrt_moments",
+    "plot_gradient_variance",
+    "plot_history",
+    "weight_image",
+    "plot_weight_grid",
+    "plot_filters",
+    "plot_log_alpha_hist",
+    "plot_pixel_map",
+    "plot_accuracy_compression",
+    "plot_regression_sweep",
+    "animate_snapshots",
+]
+
+PALETTE = sns.color_palette("colorblind")
+# RdBu is a ColorBrewer scheme marked colour-blind safe; NaN (a dropped weight) is drawn white.
+WEIGHT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+
+
+def use_style() -> None:
+    """Seaborn's colour-blind palette, a clean grid, and PNG inline figures (nbval ignores PNG but
+    compares SVG, whose ids change from run to run)."""
+    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+    plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 110, "image.interpolation": "nearest",
+                         "axes.titlesize": "medium"})
+    try:  # only inside IPython
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        if get_ipython() is not None:
+            set_matplotlib_formats("png")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _fig_axes(ncols: int = 1, nrows: int = 1, size=(4.8, 3.4), **kw):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             squeeze=False, **kw)
+    return fig, axes.ravel()
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 01: priors and posterior
+# --------------------------------------------------------------------------------------------------
+
+def plot_priors(w_max: float = 3.0, sigma: float = 1.0, b: float = 1.0):
+    """Left: the log-uniform prior (unnormalised, 1/|w|, scaled to meet the Gaussian at |w| = 1)
+    beside N(0, sigma^2) and Laplace(0, b) densities. Right: the same densities over log10|w|,
+    where the log-uniform prior is flat (scale invariance)."""
+    fig, (ax, ax2) = _fig_axes(2)
+    w = np.linspace(-w_max, w_max, 1201)
+    w = w[w != 0]
+    scale = float(theory.gaussian_density(1.0, sigma))
+    ax.plot(w, theory.gaussian_density(w, sigma), color=PALETTE[0], label=f"Gaussian, sigma={sigma:g}")
+    ax.plot(w, theory.laplace_density(w, b), color=PALETTE[1], label=f"Laplace, b={b:g}")
+    ax.plot(w, theory.log_uniform_density(w, scale), color=PALETTE[2], lw=2,
+            label="log-uniform, c/|w| (improper)")
+    ax.set_ylim(0, 1.2)
+    ax.set(xlabel="weight w (unitless)", ylabel="density p(w) (1 / unit of w)",
+           title="Priors over a weight")
+    ax.legend(fontsize="small")
+    u = np.linspace(-4, 1, 501)  # log10 |w|
+    a = 10.0 ** u
+    # density of log10|w| = p(|w|) * |w| * ln 10 (both signs)
+    jac = a * math.log(10.0) * 2
+    ax2.plot(u, theory.gaussian_density(a, sigma) * jac, color=PALETTE[0], label="Gaussian")
+    ax2.plot(u, theory.laplace_density(a, b) * jac, color=PALETTE[1], label="Laplace")
+    ax2.plot(u, np.full_like(u, scale * 2 * math.log(10.0)), color=PALETTE[2], lw=2,
+             label="log-uniform: flat")
+    ax2.set(xlabel="log10 |w| (decades)", ylabel="density of log10|w| (1 / decade)",
+            title="The same priors over log10|w|")
+    ax2.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_posterior(theta: float, alpha: float, w_max: float | None = None):
+    """The posterior q(w) = N(theta, alpha theta^2), with the dropout rate alpha / (1 + alpha) and
+    the mass that lies on the other side of 0 in the title."""
+    sd = float(theory.posterior_std(theta, alpha))
+    p = float(theory.dropout_rate(alpha))
+    w_max = w_max or max(3.0, abs(theta) + 4 * sd)
+    w = np.linspace(-w_max, w_max, 1201)
+    fig, (ax,) = _fig_axes(1, size=(6.4, 3.4))
+    if sd > 0:
+        dens = np.exp(-0.5 * ((w - theta) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+        ax.fill_between(w, dens, color=PALETTE[0], alpha=0.35)
+        ax.plot(w, dens, color=PALETTE[0], label=f"q(w) = N({theta:g}, {alpha:g} x {theta:g}^2)")
+        ax.set_ylim(0, min(dens.max() * 1.15, 5.0))
+    ax.axvline(theta, color=PALETTE[3], ls="--", label=f"theta = {theta:g}")
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set(xlim=(-w_max, w_max), xlabel="weight w (unitless)", ylabel="density q(w) (1 / unit of w)",
+           title=f"alpha = {alpha:g}: dropout rate alpha/(1+alpha) = {p:.3f}, std = {sd:.3g}")
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 02: the KL approximation
+# --------------------------------------------------------------------------------------------------
+
+def plot_kl(log_alpha, reference, curves: Mapping[str, np.ndarray], reference_label: str = "exact"):
+    """Left: -KL against log alpha, the reference and each named curve. Right: each curve minus the
+    reference (the approximation error, in nats)."""
+    la = np.asarray(log_alpha)
+    fig, (ax, ax2) = _fig_axes(2)
+    ax.plot(la, reference, color="0.2", lw=3, alpha=0.5, label=reference_label)
+    for i, (name, y) in enumerate(curves.items()):
+        ax.plot(la, y, color=PALETTE[i % len(PALETTE)], lw=1.3, label=name)
+        ax2.plot(la, np.asarray(y) - reference, color=PALETTE[i % len(PALETTE)], label=name)
+    ax.axvline(3.0, color="0.5", ls=":", lw=1)
+    ax.set(xlabel="log alpha (nats)", ylabel="-KL(q || p) (nats per weight)",
+           title="Negative KL to the log-uniform prior")
+    ax.legend(fontsize="small")
+    ax2.axhline(0, color="0.3", lw=1)
+    ax2.set(xlabel="log alpha (nats)", ylabel=f"curve - {reference_label} (nats)",
+            title="Approximation error")
+    ax2.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 03: layers and training
+# --------------------------------------------------------------------------------------------------
+
+def plot_lrt_moments(moments: pd.DataFrame):
+    """Per-unit mean and variance of pre-activations: analytic against the two samplers."""
+    fig, axes = _fig_axes(2)
+    units = moments.index.to_numpy()
+    for ax, what in zip(axes, ("mean", "var")):
+        ax.plot(units, moments[f"{what} (analytic)"], "o", color="0.3", ms=8, mfc="none",
+                label="analytic")
+        ax.plot(units, moments[f"{what} (weight sampling)"], "x", color=PALETTE[0],
+                label="weight sampling")
+        ax.plot(units, moments[f"{what} (LRT)"], "+", color=PALETTE[1], ms=10, label="LRT")
+        ax.set(xlabel="output unit (index)",
+               ylabel="pre-activation mean (unitless)" if what == "mean"
+               else "pre-activation variance (unitless^2)",
+               title=f"{'Mean' if what == 'mean' else 'Variance'} of x W^T under q(W)")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_variance(table: pd.DataFrame):
+    """Bar chart (log scale) of the gradient variance of each estimator (``theory.gradient_variance``)."""
+    fig, axes = _fig_axes(2, size=(4.6, 3.4))
+    for ax, col in zip(axes, ("grad variance, theta", "grad variance, log sigma2")):
+        ax.bar(range(len(table)), table[col], color=PALETTE[:len(table)])
+        ax.set_xticks(range(len(table)))
+        ax.set_xticklabels([s.replace(" ", "\n", 2) for s in table.index], fontsize="x-small")
+        ax.set_yscale("log")
+        ax.set(ylabel="mean variance per parameter (gradient units^2)",
+               title=col.replace("grad variance, ", "d loss / d "))
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Sequence[str] = (
+        "train_acc", "test_acc"), sparsity: bool = True, title: str = ""):
+    """Per-epoch curves from ``fit`` histories: accuracy (%) on the left, sparsity (%) on the right.
+    ``history`` is one DataFrame or {model name: DataFrame}."""
+    runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
+    fig, axes = _fig_axes(2 if sparsity else 1)
+    styles = {"train": "-", "test": "--"}
+    for i, (name, h) in enumerate(runs.items()):
+        for m in metrics:
+            if m not in h:
+                continue
+            y = h[m].astype(float)
+            scale = 100.0 if m.endswith("acc") else 1.0
+            ax_label = f"{name} {m.replace('_', ' ')}".strip()
+            axes[0].plot(h["epoch"], y * scale, styles.get(m.split("_")[0], "-"),
+                         color=PALETTE[i % len(PALETTE)], marker=".", label=ax_label)
+        if sparsity and "sparsity_%" in h and h["sparsity_%"].notna().any():
+            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=".",
+                         label=name or "Sparse VD")
+    acc = any(m.endswith("acc") for m in metrics)
+    axes[0].set(xlabel="epoch", ylabel="accuracy (%)" if acc else "MSE (target variance units)",
+                title=title or "Training curves")
+    axes[0].legend(fontsize="small")
+    if sparsity:
+        axes[1].set(xlabel="epoch", ylabel="weights dropped (%)", ylim=(-2, 102),
+                    title="Sparsity (log alpha >= threshold)")
+        if axes[1].lines:
+            axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 04: weights
+# --------------------------------------------------------------------------------------------------
+
+def weight_image(weight: np.ndarray, log_alpha: np.ndarray | None = None,
+                 threshold: float = 3.0) -> np.ma.MaskedArray:
+    """The weights as a masked array in which dropped weights (log alpha >= threshold) are masked:
+    ``WEIGHT_CMAP`` draws them white."""
+    weight = np.asarray(weight, dtype=float)
+    dropped = np.zeros(weight.shape, bool) if log_alpha is None else np.asarray(log_alpha) >= threshold
+    return np.ma.masked_array(weight, mask=dropped)
+
+
+def _symmetric_norm(arrays) -> TwoSlopeNorm:
+    vmax = max([float(np.max(np.abs(a))) for a in arrays if np.size(a)] + [1e-6])
+    return TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
+
+
+def plot_weight_grid(images: Sequence[np.ndarray], ncols: int = 10, titles: Sequence[str] | None = None,
+                     suptitle: str = "", vmax: float | None = None, cell: float = 0.9):
+    """A grid of weight images (2-d arrays or masked arrays) on one shared diverging scale centred
+    at 0, dropped weights white, with one colour bar."""
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + 1.2, cell * nrows + 0.6),
+                             squeeze=False)
+    norm = (_symmetric_norm([np.ma.compressed(np.ma.asarray(i)) for i in images]) if vmax is None
+            else TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax))
+    im = None
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        if k >= n:
+            ax.axis("off")
+            continue
+        im = ax.imshow(images[k], cmap=WEIGHT_CMAP, norm=norm)
+        for spine in ax.spines.values():
+            spine.set_color("0.7")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize="x-small")
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+        cb.set_label("weight theta (white: dropped)")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def plot_filters(weight: np.ndarray, log_alpha: np.ndarray | None = None, threshold: float = 3.0,
+                 ncols: int = 10, suptitle: str = "", vmax: float | None = None):
+    """First-layer conv filters (out, 1, k, k) as a grid; dropped weights white; title: kept/total."""
+    weight = np.asarray(weight)
+    la = None if log_alpha is None else np.asarray(log_alpha)
+    imgs, titles = [], []
+    for i in range(weight.shape[0]):
+        img = weight_image(weight[i, 0], None if la is None else la[i, 0], threshold)
+        imgs.append(img)
+        titles.append(f"{int(img.count())}/{img.size}")
+    return plot_weight_grid(imgs, ncols=ncols, titles=titles, suptitle=suptitle, vmax=vmax)
+
+
+def plot_log_alpha_hist(log_alpha: Mapping[str, np.ndarray], threshold: float = 3.0,
+                        bins: int = 60, range_: tuple[float, float] = (-10, 15)):
+    """Histogram of log alpha per layer (values clipped to ``range_`` for display); the threshold as
+    a vertical line; the dropped share in each legend entry."""
+    fig, (ax,) = _fig_axes(1, size=(6.4, 3.4))
+    for i, (name, la) in enumerate(log_alpha.items()):
+        la = np.asarray(la, dtype=float).ravel()
+        dropped = 100.0 * float(np.mean(la >= threshold)) if la.size else 0.0
+        ax.hist(np.clip(la, *range_), bins=bins, range=range_, histtype="step", lw=1.6,
+                density=True, color=PALETTE[i % len(PALETTE)], label=f"{name}: {dropped:.1f}% dropped")
+    ax.axvline(threshold, color="0.2", ls="--", label=f"threshold {threshold:g}")
+    ax.set(xlabel="log alpha (nats; clipped to the plot range)", ylabel="density (1 / nat)",
+           title="Distribution of log alpha per layer")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pixel_map(kept_per_pixel: np.ndarray, total: int | None = None, image: np.ndarray | None = None):
+    """A 28x28 map of how many first-layer weights of each input pixel survive (0 = pixel ignored),
+    optionally beside a mean input image."""
+    kept = np.asarray(kept_per_pixel, dtype=float)
+    ncols = 2 if image is not None else 1
+    fig, axes = _fig_axes(ncols, size=(4.2, 3.6))
+    shown = np.ma.masked_equal(kept, 0)
+    im = axes[0].imshow(shown, cmap=matplotlib.colormaps["viridis"].with_extremes(bad="white"),
+                        vmin=0, vmax=total or max(1, kept.max()))
+    n_used = int((kept > 0).sum())
+    axes[0].set(title=f"Kept weights per input pixel\n{n_used} of {kept.size} pixels used (white: none)",
+                xlabel="pixel column", ylabel="pixel row")
+    fig.colorbar(im, ax=axes[0], label="kept weights (count)")
+    if image is not None:
+        im2 = axes[1].imshow(image, cmap="gray_r")
+        axes[1].set(title="Mean training image", xlabel="pixel column", ylabel="pixel row")
+        fig.colorbar(im2, ax=axes[1], label="intensity (mean-subtracted)")
+    for ax in axes:
+        ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] | None = None,
+                      fps: int = 2, ncols: int = 10, vmax: float | None = None) -> str:
+    """Save an animated GIF of weight grids (each frame: a list of 2-d masked arrays) with
+    matplotlib's PillowWriter. Written to a temporary name and renamed. Returns the path."""
+    import os
+    import tempfile
+
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to animate")
+    vmax = vmax or max(float(np.max(np.abs(np.ma.compressed(np.ma.asarray(i))), initial=1e-6))
+                       for f in frames for i in f)
+    fig = plot_weight_grid(frames[0], ncols=ncols, vmax=vmax,
+                           suptitle=titles[0] if titles else "")
+    axes = [ax for ax in fig.axes if ax.images]
+
+    def update(k):
+        for ax, img in zip(axes, frames[k]):
+            ax.images[0].set_data(img)
+        if titles:
+            fig.suptitle(titles[k])
+        return []
+
+    anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    path = str(path)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".gif",
+                               dir=os.path.dirname(path) or ".")
+    os.close(fd)
+    try:
+        anim.save(tmp, writer=PillowWriter(fps=fps))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# notebooks 05-06: tables and sweeps
+# --------------------------------------------------------------------------------------------------
+
+def plot_accuracy_compression(points: pd.DataFrame, reg_factor: float | None = None,
+                              threshold: float | None = None, reference: pd.DataFrame | None = None):
+    """Test error (%) against compression (x, log scale) of every (reg factor, threshold) point; one
+    colour per reg factor, the points of one reg factor joined in threshold order; the selected point
+    ringed. ``reference`` (rows with ``method``, ``error_%``, ``compression``) adds labelled markers."""
+    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    rfs = sorted(points["reg_factor"].unique())
+    colors = sns.color_palette("colorblind", len(rfs))
+    for c, rf in zip(colors, rfs):
+        sub = points[points["reg_factor"] == rf].sort_values("threshold")
+        comp = sub["compression"].replace(np.inf, np.nan)
+        ax.plot(comp, sub["error_%"], "-o", color=c, ms=4, lw=1, label=f"reg factor {rf:g}")
+    if reference is not None:
+        for j, (_, r) in enumerate(reference.iterrows()):
+            ax.plot(r["compression"], r["error_%"], marker="*^sD"[j % 4], color="0.15", ms=10, ls="none",
+                    label=str(r["method"]))
+    if reg_factor is not None and threshold is not None:
+        sel = points[np.isclose(points["reg_factor"], reg_factor) &
+                     np.isclose(points["threshold"], threshold)]
+        if len(sel):
+            ax.plot(sel["compression"], sel["error_%"], "o", ms=16, mfc="none", mec="black", mew=2,
+                    label=f"selected: reg {reg_factor:g}, threshold {threshold:g}")
+    ax.set_xscale("log")
+    ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
+           title="Accuracy against compression")
+    ax.legend(fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_regression_sweep(table: pd.DataFrame, reg_factor: float | None = None):
+    """Train and test MSE (left) and the share of weights dropped (right) against the reg factor
+    (log scale); the dense model as horizontal lines; the selected reg factor marked."""
+    fig, (ax, ax2) = _fig_axes(2)
+    sv = table[table["model"] != "dense"].sort_values("reg_factor")
+    dense = table[table["model"] == "dense"]
+    x = sv["reg_factor"].astype(float).clip(lower=1e-6)
+    ax.plot(x, sv["train_mse"], "-o", color=PALETTE[0], label="Sparse VD, train")
+    ax.plot(x, sv["test_mse"], "--o", color=PALETTE[1], label="Sparse VD, test")
+    if len(dense):
+        ax.axhline(float(dense["train_mse"].iloc[0]), color=PALETTE[0], ls=":", label="dense, train")
+        ax.axhline(float(dense["test_mse"].iloc[0]), color=PALETTE[1], ls=":", label="dense, test")
+    ax2.plot(x, sv["compression_%"], "-o", color=PALETTE[2])
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        if reg_factor is not None:
+            a.axvline(max(reg_factor, 1e-6), color="0.2", lw=2, alpha=0.5)
+    ax.set(xlabel="reg factor (KL multiplier, log scale; 0 drawn at 1e-6)",
+           ylabel="MSE (units of target variance)", title="Error against the reg factor")
+    ax.legend(fontsize="x-small")
+    ax2.set(xlabel="reg factor (KL multiplier, log scale)", ylabel="weights dropped (%)",
+            ylim=(-2, 102), title="Compression against the reg factor")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,316 @@
+"""Interactive widgets of the notebooks, each a thin wire around a pure, tested ``*_render`` function.
+
+Every ``*_render(...)`` returns ``(table, figure)``: a pandas DataFrame and a matplotlib Figure for one
+setting, computed from stored numbers (never by training). The matching ``*_widget(...)`` builds an
+``Explorer``: sliders (``continuous_update=False``, each with a clear ``description``) wired with
+``ipywidgets.interactive_output`` into one fixed ``Output`` that shows the table, then the figure
+(``plt.show()`` at the end, so figures never pile up in Colab). After every change the explorer keeps
+the last ``table`` and ``figure`` as attributes, which is how the tests check it without a browser.
+
+``static_fallback(render, settings)`` renders two or three settings as ordinary output: what GitHub and
+nbviewer readers see, where widgets are dead.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from . import plots, theory
+from .layers import kl_approx
+
+__all__ = [
+    "Explorer",
+    "prior_render",
+    "prior_widget",
+    "snapshot_render",
+    "snapshot_widget",
+    "sweep_render",
+    "sweep_widget",
+    "regression_render",
+    "regression_widget",
+    "retrain_button",
+    "static_fallback",
+    "show_table",
+    "log_options",
+]
+
+
+def show_table(table: pd.DataFrame, caption: str = "", css_class: str = "sparsevd-table") -> None:
+    """Display a DataFrame with a caption and a stable CSS class (end-to-end tests find it by class)."""
+    from IPython.display import HTML, display
+
+    html = table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", classes=css_class)
+    cap = f"<p class='{css_class}-caption'><b>{caption}</b></p>" if caption else ""
+    display(HTML(f"<div class='{css_class}-box'>{cap}{html}</div>"))
+
+
+class Explorer(W.VBox):
+    """Sliders above one fixed Output; ``render(**slider values) -> (table, figure)``.
+
+    Attributes: ``sliders`` (dict name -> slider), ``output`` (the Output), ``table`` and ``figure``
+    (the last render), ``renders`` (how many renders ran).
+    """
+
+    def __init__(self, render: Callable[..., tuple[pd.DataFrame, object]],
+                 sliders: Mapping[str, W.Widget], name: str, caption: Callable[..., str] | None = None):
+        self.render = render
+        self.sliders = dict(sliders)
+        self.name = name
+        self.caption = caption
+        self.table: pd.DataFrame | None = None
+        self.figure = None
+        self.renders = 0
+        self.output = W.interactive_output(self._update, self.sliders)
+        self.output.add_class(f"sparsevd-{name}-output")
+        controls = W.HBox(list(self.sliders.values()))
+        controls.add_class(f"sparsevd-{name}-controls")
+        super().__init__([controls, self.output])
+        self.add_class(f"sparsevd-{name}")
+
+    def _update(self, **values) -> None:
+        table, fig = self.render(**values)
+        self.table, self.figure = table, fig
+        self.renders += 1
+        cap = self.caption(**values) if self.caption else ", ".join(
+            f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
+        show_table(table, cap, css_class=f"sparsevd-{self.name}-table")
+        plt.show()
+
+    @property
+    def values(self) -> dict:
+        return {k: s.value for k, s in self.sliders.items()}
+
+
+def log_options(values: Sequence[float]) -> list[tuple[str, float]]:
+    """(label, value) pairs for a SelectionSlider over stored, log-spaced values, sorted."""
+    return [(f"{v:g}", float(v)) for v in sorted(float(v) for v in values)]
+
+
+def _nearest(options: Sequence[float], value: float, log: bool = False) -> float:
+    opts = [float(o) for o in options]
+    if log:
+        key = lambda o: abs(math.log10(max(o, 1e-12)) - math.log10(max(value, 1e-12)))  # noqa: E731
+    else:
+        key = lambda o: abs(o - value)  # noqa: E731
+    return min(opts, key=key)
+
+
+def _slider(options, value, description: str, tooltip: str = "") -> W.SelectionSlider:
+    return W.SelectionSlider(options=options, value=value, description=description,
+                             continuous_update=False, tooltip=tooltip,
+                             style={"description_width": "initial"},
+                             layout=W.Layout(width="420px"))
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 01: posterior N(theta, alpha theta^2)
+# --------------------------------------------------------------------------------------------------
+
+def prior_render(theta: float = 1.0, alpha: float = 0.5):
+    """Table of the posterior's numbers for (theta, alpha) and the posterior density figure."""
+    if alpha < 0:
+        raise ValueError("alpha must be >= 0")
+    la = math.log(alpha) if alpha > 0 else -math.inf
+    kl = float(kl_approx(np.float64(la))) if alpha > 0 else math.inf
+    sd = float(theory.posterior_std(theta, alpha))
+    table = pd.DataFrame([{
+        "theta": theta, "alpha": alpha, "log alpha": la, "std sqrt(alpha)|theta|": sd,
+        "dropout rate alpha/(1+alpha)": float(theory.dropout_rate(alpha)),
+        "P(sign of w != sign of theta)": float(norm.cdf(-1 / math.sqrt(alpha)))
+        if alpha > 0 and theta != 0 else 0.0,
+        "KL to prior (eq. 14, nats)": kl,
+        "dropped at threshold 3": la >= 3.0,
+    }]).T.rename(columns={0: "value"})
+    fig = plots.plot_posterior(theta, alpha)
+    return table, fig
+
+
+def prior_widget(theta: float = 1.0, alpha: float = 0.5) -> Explorer:
+    """Sliders over theta (linear) and alpha (log scale, 10^-3 .. 10^2)."""
+    sliders = {
+        "theta": W.FloatSlider(value=theta, min=-2.0, max=2.0, step=0.1, description="theta (mean)",
+                               continuous_update=False, style={"description_width": "initial"}),
+        "alpha": W.FloatLogSlider(value=alpha, base=10, min=-3, max=2, step=0.25,
+                                  description="alpha (variance ratio)", continuous_update=False,
+                                  style={"description_width": "initial"}),
+    }
+    return Explorer(prior_render, sliders, "prior")
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 04: weight snapshots over the epochs
+# --------------------------------------------------------------------------------------------------
+
+def _snap_index(snapshots: Mapping[str, np.ndarray], epoch: int) -> int:
+    epochs = [int(e) for e in np.asarray(snapshots["epoch"])]
+    if int(epoch) not in epochs:
+        raise ValueError(f"no snapshot at epoch {epoch}; stored epochs: {epochs}")
+    return epochs.index(int(epoch))
+
+
+def snapshot_render(snapshots: Mapping[str, np.ndarray], epoch: int, layer: str = "conv1",
+                    threshold: float = 3.0):
+    """One stored epoch of one layer: a table of kept weights per snapshotted layer and the heat map
+    of ``layer`` (conv filters as a grid, a dense slice as one matrix), dropped weights white."""
+    i = _snap_index(snapshots, epoch)
+    rows = []
+    for key in sorted(k for k in snapshots if k.endswith("_weight")):
+        name = key[:-len("_weight")]
+        la = snapshots.get(f"{name}_log_alpha")
+        w = np.asarray(snapshots[key][i])
+        kept = int(w.size if la is None else (np.asarray(la[i]) < threshold).sum())
+        rows.append({"layer": name, "shape": "x".join(map(str, w.shape)), "weights": int(w.size),
+                     "kept": kept, "sparsity_%": 100.0 * (1 - kept / w.size),
+                     "median log alpha": float(np.median(la[i])) if la is not None else float("nan")})
+    table = pd.DataFrame(rows).set_index("layer")
+    w = np.asarray(snapshots[f"{layer}_weight"][i], dtype=float)
+    la_key = f"{layer}_log_alpha"
+    la = np.asarray(snapshots[la_key][i], dtype=float) if la_key in snapshots else None
+    vmax = float(np.max(np.abs(np.asarray(snapshots[f"{layer}_weight"], dtype=float))))
+    title = f"{layer} at epoch {int(epoch)}: {table.loc[layer, 'kept']} of {w.size} weights kept"
+    if w.ndim == 4:
+        fig = plots.plot_filters(w, la, threshold, suptitle=title, vmax=vmax)
+    else:
+        img = plots.weight_image(w, la, threshold)
+        fig = plots.plot_weight_grid([img], ncols=1, suptitle=title, vmax=vmax, cell=5.5)
+        ax = fig.axes[0]
+        ax.set_aspect("auto")
+        ax.set_xlabel("input unit (index)")
+        ax.set_ylabel("output unit (index)")
+    return table, fig
+
+
+def snapshot_widget(snapshots: Mapping[str, np.ndarray], layer: str = "conv1",
+                    threshold: float = 3.0) -> Explorer:
+    """An epoch slider over the stored snapshots of ``layer``."""
+    epochs = [int(e) for e in np.asarray(snapshots["epoch"])]
+    sliders = {"epoch": _slider([(str(e), e) for e in epochs], epochs[-1], f"epoch ({layer})")}
+    return Explorer(lambda epoch: snapshot_render(snapshots, epoch, layer, threshold), sliders,
+                    f"snapshot-{layer}")
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 06: classification sweep over (reg factor, threshold)
+# --------------------------------------------------------------------------------------------------
+
+_SWEEP_COLS = ["reg_factor", "threshold", "error_%", "sparsity_%", "compression", "sparsity_per_layer"]
+
+
+def _select(points: pd.DataFrame, reg_factor: float, threshold: float) -> pd.DataFrame:
+    rf = _nearest(points["reg_factor"].unique(), reg_factor, log=True)
+    th = _nearest(points["threshold"].unique(), threshold)
+    return points[np.isclose(points["reg_factor"], rf) & np.isclose(points["threshold"], th)]
+
+
+def sweep_render(points: pd.DataFrame, reg_factor: float, threshold: float,
+                 reference: pd.DataFrame | None = None):
+    """The stored sweep point nearest to (reg_factor, threshold) as a one-row table beside the
+    ``reference`` rows (e.g. dense and magnitude pruning), and the accuracy-compression plot with
+    that point ringed."""
+    sel = _select(points, reg_factor, threshold)
+    if sel.empty:
+        raise ValueError("the sweep has no points")
+    cols = [c for c in _SWEEP_COLS if c in sel.columns]
+    table = sel[cols].assign(method="Sparse VD (selected)")
+    if reference is not None and len(reference):
+        ref = reference[[c for c in ("method", "error_%", "sparsity_%", "compression",
+                                     "sparsity_per_layer") if c in reference.columns]]
+        table = pd.concat([table, ref], ignore_index=True)
+    table = table.set_index("method")
+    rf, th = float(sel["reg_factor"].iloc[0]), float(sel["threshold"].iloc[0])
+    fig = plots.plot_accuracy_compression(points, rf, th, reference)
+    return table, fig
+
+
+def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
+                 reg_factor: float = 1.0, threshold: float = 3.0) -> Explorer:
+    """A log-spaced reg-factor slider and a threshold slider over the stored grid (instant)."""
+    rfs = sorted(float(v) for v in points["reg_factor"].unique())
+    ths = sorted(float(v) for v in points["threshold"].unique())
+    sliders = {
+        "reg_factor": _slider(log_options(rfs), _nearest(rfs, reg_factor, log=True),
+                              "reg factor (KL weight, log scale)"),
+        "threshold": _slider([(f"{t:g}", t) for t in ths], _nearest(ths, threshold),
+                             "threshold on log alpha"),
+    }
+    return Explorer(lambda reg_factor, threshold: sweep_render(points, reg_factor, threshold, reference),
+                    sliders, "sweep")
+
+
+# --------------------------------------------------------------------------------------------------
+# notebook 06: the regression table
+# --------------------------------------------------------------------------------------------------
+
+def regression_render(table: pd.DataFrame, reg_factor: float):
+    """The dense row and the Sparse VD row with the stored reg factor nearest to ``reg_factor``
+    (0 matches only 0), and the MSE / compression curves with that reg factor marked."""
+    sv = table[table["model"] != "dense"]
+    rfs = [float(v) for v in sv["reg_factor"]]
+    rf = _nearest(rfs, reg_factor, log=True)  # 0 counts as 1e-12 on the log scale
+    cols = [c for c in ("model", "reg_factor", "train_mse", "test_mse", "compression_%",
+                        "sparsity_per_layer") if c in table.columns]
+    rows = pd.concat([table[table["model"] == "dense"], sv[np.isclose(sv["reg_factor"].astype(float), rf)]])
+    out = rows[cols].copy()
+    out["reg_factor"] = out["reg_factor"].astype(float)
+    fig = plots.plot_regression_sweep(table, rf)
+    return out.set_index("model"), fig
+
+
+def regression_widget(table: pd.DataFrame, reg_factor: float = 1e-3) -> Explorer:
+    """A slider over the stored reg factors of the regression table (0 first, then log-spaced)."""
+    rfs = sorted(float(v) for v in table.loc[table["model"] != "dense", "reg_factor"])
+    sliders = {"reg_factor": _slider(log_options(rfs), _nearest(rfs, reg_factor, log=True),
+                                     "reg factor (KL weight, log scale)")}
+    return Explorer(lambda reg_factor: regression_render(table, reg_factor), sliders, "regression")
+
+
+# --------------------------------------------------------------------------------------------------
+# opt-in live training, static fallbacks
+# --------------------------------------------------------------------------------------------------
+
+def retrain_button(train: Callable[[], object], description: str = "Train a small model live") -> W.VBox:
+    """A button that runs ``train()`` (opt-in: nothing trains until it is clicked) and shows what it
+    returns in its own Output. The box has ``.button``, ``.output`` and ``.result``."""
+    button = W.Button(description=description, button_style="warning", icon="play",
+                      layout=W.Layout(width="auto"))
+    out = W.Output()
+    box = W.VBox([button, out])
+    box.button, box.output, box.result = button, out, None
+    box.add_class("sparsevd-retrain")
+
+    def on_click(_):
+        from IPython.display import display
+
+        button.disabled = True
+        try:
+            with out:
+                out.clear_output()
+                box.result = train()
+                if box.result is not None:
+                    display(box.result)
+                plt.show()
+        finally:
+            button.disabled = False
+
+    button.on_click(on_click)
+    return box
+
+
+def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
+                    settings: Sequence[Mapping[str, object]], name: str = "static") -> list:
+    """Render each setting as ordinary output (table, then figure): the same ``render`` the widget
+    uses, for readers of a static copy. Returns the tables."""
+    tables = []
+    for s in settings:
+        table, _ = render(**s)
+        show_table(table, ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                                    for k, v in s.items()), css_class=f"sparsevd-{name}-table")
+        plt.show()
+        tables.append(table)
+    return tables
