@@ -35,6 +35,7 @@ __all__ = [
     "savefig",
     "elapsed",
     "PIP_SPEC",
+    "shipped_result",
     "clean_metadata",
     "execute",
     "main",
@@ -197,6 +198,39 @@ def elapsed() -> str:
     """Time since this module was imported (the notebook's first cell), e.g. "1 min 05 s"."""
     s = time.perf_counter() - _START
     return f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+def shipped_result(name: str, dataset: str | None = None, live_epochs: int | None = None,
+                   retrain: bool | None = None, verbose: bool = True) -> dict:
+    """The shipped result of experiment ``name`` (``sparsevd_lab.experiments.load_result``).
+
+    When it is missing, or with ``retrain`` (default: $SPARSEVD_RETRAIN), run a small live version
+    instead (fast mode: a data subset and ``live_epochs`` epochs) and say so; its files go to a
+    temporary folder. ``result["live"]`` tells which happened."""
+    from . import experiments as ex
+
+    retrain = env_flag("SPARSEVD_RETRAIN") if retrain is None else retrain
+    if not retrain:
+        try:
+            res = ex.load_result(name, dataset=dataset)
+            res["live"] = False
+            if verbose:
+                p = res["provenance"]
+                print(f"loaded the shipped result {res['files']['result']} ({p['epochs_note']}; "
+                      f"{p['wall_time_s'] / 60:.0f} min on {p.get('device', 'cpu')})")
+            return res
+        except FileNotFoundError as err:
+            if verbose:
+                print(f"no shipped result ({err}); computing a small version live instead")
+    out = tempfile.mkdtemp(prefix=f"sparsevd_{name}_")
+    start = time.perf_counter()
+    ex.run_experiment(name, dataset=dataset, fast=True, epochs=live_epochs, out=out)
+    res = ex.load_result(name, dataset=dataset, root=out, fast=True)
+    res["live"] = True
+    if verbose:
+        print(f"trained live in {time.perf_counter() - start:.0f} s: "
+              f"{res['provenance']['epochs_note']}")
+    return res
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Tests of sparsevd_lab.notebook: modes, version check, data check, figure files, notebook builds."""
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pytest  # noqa: E402
+
+from sparsevd_lab import data, notebook as nb  # noqa: E402
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("yes", True), ("ON", True), ("0", False),
+                                          ("", False), ("false", False)])
+def test_env_flag(monkeypatch, raw, expected):
+    monkeypatch.setenv("X_FLAG", raw)
+    assert nb.env_flag("X_FLAG") is expected
+
+
+def test_env_flag_default_and_bad_value(monkeypatch):
+    monkeypatch.delenv("X_FLAG", raising=False)
+    assert nb.env_flag("X_FLAG", default=True) is True
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ValueError, match="X_FLAG=1"):
+        nb.env_flag("X_FLAG")
+
+
+def test_mode(monkeypatch):
+    monkeypatch.setenv("SPARSEVD_FAST", "1")
+    assert nb.mode() == "fast"
+    monkeypatch.setenv("SPARSEVD_FAST", "0")
+    assert nb.mode() == "default"
+
+
+def test_parse_version():
+    assert nb.parse_version("0.1.0") == (0, 1, 0)
+    assert nb.parse_version("1.2.3.dev4+abc") == (1, 2, 3)
+    assert nb.parse_version("2.0rc1") == (2, 0)
+    assert nb.parse_version("0.10") > nb.parse_version("0.9")
+    with pytest.raises(ValueError):
+        nb.parse_version("abc")
+
+
+def test_require_ok_and_too_old(monkeypatch, capsys):
+    assert nb.require("0.0.1") == nb._installed_version()
+    assert "sparsevd_lab" in capsys.readouterr().out
+    monkeypatch.setattr(nb, "_installed_version", lambda: "0.0.9")
+    with pytest.raises(RuntimeError, match=r"needs sparsevd_lab >= 0\.1\.0, but 0\.0\.9.*pip install"):
+        nb.require("0.1.0", verbose=False)
+
+
+def test_require_checks_the_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARSEVD_DATA", str(tmp_path))
+    monkeypatch.setattr(nb, "_online", lambda url, timeout=3.0: False)
+    with pytest.raises(RuntimeError, match="offline"):
+        nb.require("0.0.1", dataset="mnist", verbose=False)
+
+
+def test_check_data(tmp_path):
+    assert nb.check_data("offline-digits") == "offline"
+    assert nb.check_data("diabetes") == "offline"
+    with pytest.raises(RuntimeError, match="unknown data set"):
+        nb.check_data("imagenet")
+    with pytest.raises(RuntimeError, match="SPARSEVD_DATASET=offline-digits"):
+        nb.check_data("mnist", root=tmp_path, online=lambda u: False)
+    assert nb.check_data("mnist", root=tmp_path, online=lambda u: True) == "online"
+    (tmp_path / "mnist").mkdir()
+    for f in data.MNIST_MD5:
+        (tmp_path / "mnist" / f).write_bytes(b"x")
+    assert nb.check_data("mnist", root=tmp_path, online=lambda u: False) == "cached"
+    with pytest.raises(RuntimeError):
+        nb.check_data("cifar10", root=tmp_path, online=lambda u: False)
+
+
+def test_online_false_for_closed_port():
+    assert nb._online("http://127.0.0.1:9/", timeout=0.5) is False
+
+
+def test_figure_path_and_savefig(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARSEVD_FIGURES", str(tmp_path / "figs"))
+    assert nb.figure_dir() == tmp_path / "figs"
+    assert nb.figure_path("a.png") == tmp_path / "figs" / "a.png"
+    with pytest.raises(ValueError):
+        nb.figure_path("../a.png")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    monkeypatch.setenv("SPARSEVD_FAST", "1")
+    assert nb.savefig(fig, "a.png") is None
+    assert not (tmp_path / "figs" / "a.png").exists()
+    assert nb.savefig(fig, "a.png", force=True).read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setenv("SPARSEVD_FAST", "0")
+    path = nb.savefig(fig, "b.png")
+    assert path.exists() and not list(path.parent.glob("*.part"))
+    plt.close(fig)
+
+
+def test_elapsed_format():
+    assert re.fullmatch(r"\d+ min \d\d s", nb.elapsed())
+
+
+def test_clean_metadata():
+    n = nbformat.v4.new_notebook()
+    n.metadata.update({"widgets": {"state": {}}, "language_info": {"name": "python"},
+                       "papermill": {}, "kernelspec": {"name": "other"}})
+    c = nbformat.v4.new_code_cell("1")
+    c.metadata.update({"execution": {"iopub.status.busy": "2024"}, "tags": ["parameters"]})
+    n.cells.append(c)
+    nb.clean_metadata(n)
+    assert set(n.metadata) == {"kernelspec", "jupytext"}
+    assert n.metadata["kernelspec"]["name"] == "python3"
+    assert n.metadata["jupytext"] == {"formats": "ipynb,py:percent"}
+    assert c.metadata == {"tags": ["parameters"]}
+
+
+TINY = """# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %%
+import os
+import ipywidgets
+print("fast" if os.environ.get("SPARSEVD_FAST") == "1" else "default")
+ipywidgets.IntSlider(description="n")
+"""
+
+
+@pytest.mark.slow
+def test_execute_and_main(tmp_path, capsys):
+    src = tmp_path / "99_tiny.py"
+    src.write_text(TINY)
+    info = nb.execute(src, fast=True, timeout=120)
+    assert info["notebook"] == "99_tiny.ipynb" and info["mode"] == "fast"
+    raw = json.loads((tmp_path / "99_tiny.ipynb").read_text())
+    assert set(raw["metadata"]) == {"kernelspec", "jupytext"}  # no widget state, no language_info
+    outs = raw["cells"][0]["outputs"]
+    assert outs[0]["text"] == ["fast\n"]
+    assert "execution" not in raw["cells"][0]["metadata"]
+    assert nb.main(["--no-write", str(src)]) == 0
+    assert "99_tiny.ipynb: default mode" in capsys.readouterr().out
+
+
+def test_shipped_result_loads_or_runs_live(monkeypatch, capsys):
+    from sparsevd_lab import experiments as ex
+
+    calls = {}
+
+    def fake_load(name, dataset=None, root=None, fast=False):
+        calls.setdefault("load", []).append((name, root, fast))
+        if root is None and calls.get("missing"):
+            raise FileNotFoundError("no result x.json")
+        return {"provenance": {"epochs_note": "note", "wall_time_s": 60.0, "device": "cpu"},
+                "files": {"result": "x.json"}}
+
+    def fake_run(name, dataset=None, fast=None, epochs=None, out=None):
+        calls["run"] = (name, fast, epochs, out)
+
+    monkeypatch.setattr(ex, "load_result", fake_load)
+    monkeypatch.setattr(ex, "run_experiment", fake_run)
+    res = nb.shipped_result("lenet300", retrain=False)
+    assert res["live"] is False and "run" not in calls
+    assert "loaded the shipped result x.json" in capsys.readouterr().out
+    calls["missing"] = True
+    res = nb.shipped_result("lenet300", live_epochs=2, retrain=False)
+    assert res["live"] is True and calls["run"][:3] == ("lenet300", True, 2)
+    assert "computing a small version live" in capsys.readouterr().out
+    del calls["run"]
+    res = nb.shipped_result("lenet300", retrain=True, verbose=False)
+    assert res["live"] is True and "run" in calls
