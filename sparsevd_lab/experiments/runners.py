@@ -581,6 +581,7 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     ctx = Context(name=name, dataset=dataset, data=bundle, epochs=epochs, seed=seed, fast=fast,
                   device=dev, progress=progress, out=None if out is None else Path(out))
     results = exp.runner(ctx)
+    bundle = ctx.data  # a runner may transform the data (random labels)
     result = {
         "schema_version": SCHEMA_VERSION,
         "experiment": name,

@@ -1,0 +1,100 @@
+"""Markdown tables of the shipped results beside the paper's, for docs/results.md.
+
+    python -m sparsevd_lab.experiments.tables            # prints the tables of every shipped result
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .common import RESULTS_DIR, validate_result
+
+__all__ = ["markdown_tables"]
+
+
+def _f(v, fmt="{:.2f}"):
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    return fmt.format(v)
+
+
+def _lenet(obj) -> str:
+    p = obj["provenance"]
+    lines = [f"**{obj['experiment']} on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; "
+             f"wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
+             "| method | error % | sparsity per layer % | compression | paper (MNIST): error %, "
+             "sparsity, compression |", "|---|---|---|---|---|"]
+    for r in obj["results"]["rows"]:
+        pm = r.get("paper_mnist", {})
+        paper = f"{pm.get('error_%', '')}, {pm.get('sparsity_per_layer', '') or '-'}, " \
+                f"{pm.get('compression', '')}x" if pm else ""
+        sp = r["sparsity_per_layer"] if r["method"] != "dense" else "-"
+        lines.append(f"| {r['method']} | {_f(r['error_%'])} | {sp} | "
+                     f"{_f(r['compression'], '{:.1f}')}x | {paper} |")
+    return "\n".join(lines)
+
+
+def _regression(obj) -> str:
+    p = obj["provenance"]
+    rows = obj["results"]["rows"]
+    keys = ["dense" if r["reg_factor"] is None else f"{r['reg_factor']:g}" for r in rows]
+    lines = [f"**regression-sweep on {obj['dataset']}** ({p['epochs']} full-batch epochs; seed "
+             f"{p['seed']}; wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
+             "| | " + " | ".join(("reg " + k) if k != "dense" else k for k in keys) + " |",
+             "|---|" + "---|" * len(keys)]
+    lines.append("| MSE train | " + " | ".join(_f(r["train_mse"], "{:.3f}") for r in rows) + " |")
+    lines.append("| MSE test | " + " | ".join(_f(r["test_mse"], "{:.3f}") for r in rows) + " |")
+    lines.append("| compression % | " + " | ".join(_f(r["compression_%"]) for r in rows) + " |")
+    lines.append("| pytorch_ard Boston: MSE train | "
+                 + " | ".join(_f(r["ard_boston"]["train_mse"], "{:.3f}") for r in rows) + " |")
+    lines.append("| pytorch_ard Boston: MSE test | "
+                 + " | ".join(_f(r["ard_boston"]["test_mse"], "{:.3f}") for r in rows) + " |")
+    lines.append("| pytorch_ard Boston: compression % | "
+                 + " | ".join(_f(r["ard_boston"]["compression_%"]) for r in rows) + " |")
+    return "\n".join(lines)
+
+
+def _random(obj) -> str:
+    p = obj["provenance"]
+    s = obj["results"]["summary"]
+    lines = [f"**random-labels on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; wall "
+             f"{p['wall_time_s']:.0f} s; `{p['command']}`)", "",
+             "| model | train acc (eval mode, random labels) | test acc (real labels) | sparsity % | "
+             "share of the most common test prediction |", "|---|---|---|---|---|"]
+    for k in ("dense", "sparse-vd"):
+        r = s[k]
+        lines.append(f"| {k} | {r['train_acc']:.3f} | {r['test_acc']:.3f} | {r['sparsity_%']:.2f} | "
+                     f"{r['test_prediction_majority_fraction']:.3f} |")
+    lines.append("")
+    lines.append("Claims: " + "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in s["claims"].items()))
+    return "\n".join(lines)
+
+
+def _sweep(obj) -> str:
+    p = obj["provenance"]
+    res = obj["results"]
+    lines = [f"**classification-sweep on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; "
+             f"wall {p['wall_time_s']:.0f} s; `{p['command']}`). Threshold 3 (the paper's):", "",
+             "| reg factor | error % | sparsity per layer % | compression |", "|---|---|---|---|"]
+    for pt in res["points"]:
+        if pt["threshold"] == 3.0:
+            lines.append(f"| {pt['reg_factor']:g} | {_f(pt['error_%'])} | {pt['sparsity_per_layer']} | "
+                         f"{_f(pt['compression'], '{:.1f}')}x |")
+    return "\n".join(lines)
+
+
+def markdown_tables(root=None) -> str:
+    root = RESULTS_DIR if root is None else root
+    parts = []
+    for path in sorted(root.glob("*.json")):
+        obj = validate_result(json.loads(path.read_text()))
+        fn = {"lenet300": _lenet, "lenet5": _lenet, "vgg-like": _lenet, "regression-sweep": _regression,
+              "random-labels": _random, "classification-sweep": _sweep}[obj["experiment"]]
+        parts.append(f"<!-- {path.name} -->\n" + fn(obj))
+    return "\n\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_tables())

