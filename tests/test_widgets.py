@@ -1,0 +1,188 @@
+"""Tests of sparsevd_lab.widgets without a browser: the pure renders, and the widgets driven by
+setting ``slider.value`` as a user would (interactive_output re-renders synchronously)."""
+import math
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from sparsevd_lab import widgets  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*non-interactive.*:UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    warnings.filterwarnings("ignore", message=".*non-interactive.*")
+    yield
+    plt.close("all")
+
+
+# ---------------------------------------------------------------------------------------------- prior
+
+def test_prior_render_values():
+    table, fig = widgets.prior_render(theta=2.0, alpha=1.0)
+    v = table["value"]
+    assert v["std sqrt(alpha)|theta|"] == pytest.approx(2.0)
+    assert v["dropout rate alpha/(1+alpha)"] == pytest.approx(0.5)
+    assert v["P(sign of w != sign of theta)"] == pytest.approx(0.158655, abs=1e-5)
+    assert v["KL to prior (eq. 14, nats)"] == pytest.approx(0.4312, abs=1e-3)
+    assert v["dropped at threshold 3"] is False or v["dropped at threshold 3"] == False  # noqa: E712
+    assert "0.500" in fig.axes[0].get_title()
+    with pytest.raises(ValueError):
+        widgets.prior_render(1.0, -1.0)
+
+
+def test_prior_widget_follows_sliders():
+    w = widgets.prior_widget(theta=1.0, alpha=0.5)
+    assert w.renders == 1 and set(w.sliders) == {"theta", "alpha"}
+    for s in w.sliders.values():
+        assert s.continuous_update is False and s.description
+    w.sliders["alpha"].value = 100.0
+    assert w.renders == 2
+    assert w.table.loc["dropout rate alpha/(1+alpha)", "value"] == pytest.approx(100 / 101)
+    assert w.table.loc["dropped at threshold 3", "value"]
+    w.sliders["theta"].value = -1.5
+    assert w.table.loc["std sqrt(alpha)|theta|", "value"] == pytest.approx(15.0)
+    assert w.values == {"theta": -1.5, "alpha": 100.0}
+    assert "sparsevd-prior" in w._dom_classes
+
+
+# ------------------------------------------------------------------------------------------ snapshots
+
+def _snapshots():
+    rng = np.random.default_rng(0)
+    epochs = np.array([0, 5, 10], dtype=np.int32)
+    la = np.stack([np.full((4, 1, 5, 5), -5.0), np.where(rng.random((4, 1, 5, 5)) < 0.5, 5.0, -5.0),
+                   np.full((4, 1, 5, 5), 5.0)])
+    la[2, 0, 0, 0, 0] = -5.0  # one weight survives at epoch 10
+    return {"epoch": epochs, "conv1_weight": rng.normal(size=(3, 4, 1, 5, 5)),
+            "conv1_log_alpha": la, "fc1_weight": rng.normal(size=(3, 6, 8)),
+            "fc1_log_alpha": np.zeros((3, 6, 8))}
+
+
+def test_snapshot_render_counts_kept_weights():
+    snaps = _snapshots()
+    table, fig = widgets.snapshot_render(snaps, 10, "conv1")
+    assert table.loc["conv1", "kept"] == 1 and table.loc["conv1", "weights"] == 100
+    assert table.loc["fc1", "kept"] == 48
+    assert "epoch 10: 1 of 100" in fig._suptitle.get_text()
+    table, fig = widgets.snapshot_render(snaps, 0, "fc1")
+    assert table.loc["conv1", "kept"] == 100
+    assert fig.axes[0].get_xlabel() == "input unit (index)"
+    with pytest.raises(ValueError, match="stored epochs"):
+        widgets.snapshot_render(snaps, 7)
+
+
+def test_snapshot_widget_epoch_slider():
+    snaps = _snapshots()
+    w = widgets.snapshot_widget(snaps, "conv1")
+    slider = w.sliders["epoch"]
+    assert slider.value == 10 and slider.continuous_update is False and "epoch" in slider.description
+    slider.value = 0
+    assert w.table.loc["conv1", "kept"] == 100
+    slider.value = 5
+    assert w.table.loc["conv1", "kept"] == int((snaps["conv1_log_alpha"][1] < 3).sum())
+
+
+# ------------------------------------------------------------------------------------- sweep (06)
+
+def _points():
+    return pd.DataFrame([{"reg_factor": rf, "threshold": t, "error_%": round(2 + rf + t / 10, 3),
+                          "compression": (1 + rf) * (1 + t), "sparsity_%": 10.0 * t,
+                          "sparsity_per_layer": f"{rf}-{t}"}
+                         for rf in (0.01, 0.1, 1.0, 10.0) for t in (0.0, 1.5, 3.0)])
+
+
+def test_log_options_and_nearest():
+    assert widgets.log_options([1.0, 0.01, 0.1]) == [("0.01", 0.01), ("0.1", 0.1), ("1", 1.0)]
+    assert widgets._nearest([0.01, 0.1, 1.0], 0.05, log=True) == 0.1
+    assert widgets._nearest([0.0, 1e-4, 1e-3], 0.0, log=True) == 0.0
+    assert widgets._nearest([0.0, 1.5, 3.0], 2.0) == 1.5
+
+
+def test_sweep_render_picks_the_point():
+    ref = pd.DataFrame([{"method": "dense", "error_%": 1.6, "compression": 1.0, "sparsity_%": 0.0}])
+    table, fig = widgets.sweep_render(_points(), 1.0, 3.0, ref)
+    sel = table.loc["Sparse VD (selected)"]
+    assert sel["reg_factor"] == 1.0 and sel["threshold"] == 3.0
+    assert sel["error_%"] == pytest.approx(3.3) and sel["compression"] == pytest.approx(8.0)
+    assert table.loc["dense", "error_%"] == 1.6
+    ring = fig.axes[0].lines[-1]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == pytest.approx((8.0, 3.3))
+    table, _ = widgets.sweep_render(_points(), 0.03, 1.4)  # nearest on a log scale / linearly
+    assert table.iloc[0]["reg_factor"] == 0.01 and table.iloc[0]["threshold"] == 1.5
+
+
+def test_sweep_widget_sliders_drive_table_and_plot():
+    w = widgets.sweep_widget(_points(), reg_factor=1.0, threshold=3.0)
+    rf, th = w.sliders["reg_factor"], w.sliders["threshold"]
+    assert rf._options_labels == ("0.01", "0.1", "1", "10") and rf.continuous_update is False
+    assert "reg factor" in rf.description and "threshold" in th.description
+    assert w.table.iloc[0]["error_%"] == pytest.approx(3.3)
+    rf.value = 10.0
+    assert w.table.iloc[0]["reg_factor"] == 10.0 and w.table.iloc[0]["error_%"] == pytest.approx(12.3)
+    th.value = 0.0
+    assert w.table.iloc[0]["compression"] == pytest.approx(11.0)
+    ring = w.figure.axes[0].lines[-1]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == pytest.approx((11.0, 12.0))
+    assert w.renders == 3
+
+
+# -------------------------------------------------------------------------------- regression (06)
+
+def _regression():
+    rows = [{"model": "dense", "reg_factor": None, "train_mse": 0.1, "test_mse": 0.7,
+             "compression_%": 0.0, "sparsity_per_layer": ""}]
+    for rf, comp in ((0.0, 0.5), (1e-4, 50.0), (1e-3, 60.0), (0.1, 97.0), (1.0, 99.0)):
+        rows.append({"model": "sparse-vd", "reg_factor": rf, "train_mse": 0.1 + rf,
+                     "test_mse": 0.6 - rf / 10, "compression_%": comp, "sparsity_per_layer": "x"})
+    return pd.DataFrame(rows)
+
+
+def test_regression_render():
+    table, fig = widgets.regression_render(_regression(), 1e-3)
+    assert list(table.index) == ["dense", "sparse-vd"]
+    assert table.loc["sparse-vd", "compression_%"] == 60.0
+    assert table.loc["sparse-vd", "reg_factor"] == 1e-3
+    table, _ = widgets.regression_render(_regression(), 0.0)
+    assert table.loc["sparse-vd", "compression_%"] == 0.5
+    assert math.isnan(table.loc["dense", "reg_factor"])
+
+
+def test_regression_widget_slider():
+    w = widgets.regression_widget(_regression())
+    s = w.sliders["reg_factor"]
+    assert s._options_labels[0] == "0" and s.value == 1e-3
+    s.value = 1.0
+    assert w.table.loc["sparse-vd", "compression_%"] == 99.0
+    assert w.figure.axes[0].lines[-1].get_xdata()[0] == 1.0
+
+
+# ------------------------------------------------------------------------------- retrain, fallback
+
+def test_retrain_button_runs_only_when_clicked():
+    calls = []
+
+    def train():
+        calls.append(1)
+        return pd.DataFrame({"acc": [0.9]})
+
+    box = widgets.retrain_button(train, "Train now")
+    assert calls == [] and box.button.description == "Train now"
+    box.button.click()
+    assert calls == [1] and box.result["acc"][0] == 0.9 and not box.button.disabled
+
+
+def test_static_fallback_and_show_table(capsys):
+    tables = widgets.static_fallback(widgets.prior_render, [{"theta": 1.0, "alpha": 1.0},
+                                                            {"theta": 1.0, "alpha": 20.0}])
+    assert len(tables) == 2
+    assert tables[1].loc["dropout rate alpha/(1+alpha)", "value"] == pytest.approx(20 / 21)
+    widgets.show_table(pd.DataFrame({"a": [1.0]}), "caption")
+    assert "HTML" in capsys.readouterr().out  # outside IPython the HTML object is printed
