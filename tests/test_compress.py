@@ -1,0 +1,322 @@
+"""Tests for sparsevd_lab.compress: exact outputs, real structural shrink, save/load, reports."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import sparsevd_lab as sv
+from sparsevd_lab.compress import (
+    CompressedFileError,
+    CompressedSequential,
+    Constant,
+    IndexSelect,
+    SparseConv2d,
+    SparseLinear,
+    compress,
+    file_size_report,
+    flops_report,
+    load_compressed,
+    save_compressed,
+)
+from sparsevd_lab.layers import Conv2dSVDO, LinearSVDO
+
+TOL = 1e-5
+DEAD = 10.0  # log_sigma2 = 10 makes log_alpha >= 3 for any |theta| < ~20: the weight is dropped
+
+
+def _kill(model: nn.Module, p: float = 0.9, seed: int = 0, dead_rows=None, dead_cols=None):
+    """Deterministically drop a fraction p of every Sparse VD layer's weights (and given rows /
+    columns: {layer_name: [indices]}), give biases random values, and switch to eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    dead_rows, dead_cols = dead_rows or {}, dead_cols or {}
+    with torch.no_grad():
+        for name, m in sv.svdo_layers(model):
+            dead = torch.rand(m.weight.shape, generator=g) < p
+            dead[dead_rows.get(name, [])] = True
+            dead[:, dead_cols.get(name, [])] = True
+            m.log_sigma2[dead] = DEAD
+            if m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+    return model.eval()
+
+
+def _max_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((a(x) - b(x)).abs().max())
+
+
+def _no_svdo(model: nn.Module) -> bool:
+    return not any(isinstance(m, (LinearSVDO, Conv2dSVDO)) for m in model.modules())
+
+
+def _weights(model: nn.Module):
+    return [m for m in model if isinstance(m, (nn.Linear, nn.Conv2d, SparseLinear, SparseConv2d))]
+
+
+@pytest.fixture(scope="module")
+def lenet300():
+    torch.manual_seed(0)
+    return _kill(sv.lenet_300_100(), p=0.95, dead_rows={"1": list(range(0, 300, 3)), "3": [0, 1, 2]},
+                 dead_cols={"1": list(range(100))})
+
+
+@pytest.fixture(scope="module")
+def lenet5():
+    torch.manual_seed(1)
+    # conv channels 0-4 of the first layer and 0-9 of the second have no kept weight: their output
+    # is the constant map relu(bias), which flows through max-pooling and Flatten into fc1's bias.
+    return _kill(sv.lenet5(), p=0.8, dead_rows={"0": [0, 1, 2, 3, 4], "3": list(range(10)),
+                                                "7": list(range(0, 500, 2))})
+
+
+@pytest.mark.parametrize("storage", ["dense", "sparse", "auto"])
+def test_lenet300_outputs_equal_and_shrink(lenet300, storage):
+    x = torch.randn(50, 1, 28, 28)
+    c = compress(lenet300, storage=storage, timing_batch=32, timing_repeats=2)
+    assert isinstance(c, CompressedSequential) and _no_svdo(c)
+    assert _max_diff(c, lenet300, x) <= TOL
+    sel = [m for m in c if isinstance(m, IndexSelect)][0]
+    assert len(sel.index) <= 784 - 100  # the first 100 pixels are read by no kept weight
+    w = _weights(c)
+    assert w[0].out_features <= 200 and w[1].out_features <= 97 and w[2].out_features == 10
+    if storage == "sparse":
+        assert all(isinstance(m, SparseLinear) for m in w)
+    if storage == "dense":
+        assert all(type(m) is nn.Linear for m in w)
+    assert not any(p.requires_grad for p in c.parameters())
+
+
+def test_lenet5_dead_channels_fold_into_next_bias(lenet5):
+    x = torch.randn(20, 1, 28, 28)
+    c = compress(lenet5, storage="dense")
+    assert _max_diff(c, lenet5, x) <= TOL
+    convs = [m for m in c if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels <= 15 and convs[1].in_channels == convs[0].out_channels
+    assert convs[1].out_channels <= 40
+    fc = [m for m in c if isinstance(m, nn.Linear)]
+    assert fc[0].out_features <= 250 and fc[1].out_features == 10
+    assert c.info["layers"][0]["shape_after"][0] == convs[0].out_channels
+
+
+def test_lenet5_sparse_conv_and_auto(lenet5):
+    x = torch.randn(8, 1, 28, 28)
+    c = compress(lenet5, storage="sparse")
+    assert any(isinstance(m, SparseConv2d) for m in c)
+    assert _max_diff(c, lenet5, x) <= TOL
+    a = compress(lenet5, storage="auto", input_shape=(1, 28, 28), timing_batch=8, timing_repeats=2)
+    assert _max_diff(a, lenet5, x) <= TOL
+    assert all("seconds_dense" in r for r in a.info["layers"])
+
+
+def test_flatten_feature_select_drops_unread_conv_positions():
+    torch.manual_seed(2)
+    m = _kill(sv.lenet5(), p=0.5, dead_cols={"7": list(range(0, 800, 2))})
+    c = compress(m, storage="dense")
+    x = torch.randn(4, 1, 28, 28)
+    assert _max_diff(c, m, x) <= TOL
+    sels = [s for s in c if isinstance(s, IndexSelect)]
+    assert sels and len(sels[-1].index) <= 400
+
+
+def _custom():
+    torch.manual_seed(3)
+    m = nn.Sequential(
+        nn.Sequential(Conv2dSVDO(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.LeakyReLU(0.1)),
+        nn.MaxPool2d(2), nn.Dropout(0.2),
+        Conv2dSVDO(8, 6, 3, padding=1, bias=False), nn.ReLU(),
+        nn.Flatten(),
+        LinearSVDO(6 * 4 * 4, 20), nn.BatchNorm1d(20), nn.Tanh(),
+        nn.Linear(20, 12), nn.ELU(),
+        LinearSVDO(12, 5),
+    )
+    with torch.no_grad():
+        for bn in (m[0][1], m[7]):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.normal_()
+            bn.bias.normal_()
+    # channel 2 of the first conv is dead with a nonzero constant map and the next conv pads with
+    # zeros: that channel cannot be folded, so it must be kept (exact outputs come first)
+    return _kill(m, p=0.6, dead_rows={"0.0": [1, 2, 5], "3": [0], "6": [3, 4, 5]})
+
+
+def test_custom_sequential_with_batchnorm_and_padding():
+    m = _custom()
+    x = torch.randn(16, 3, 8, 8)
+    for storage in ("dense", "sparse"):
+        c = compress(m, storage=storage)
+        assert _no_svdo(c)
+        assert _max_diff(c, m, x) <= TOL
+    assert [l["shape_after"][0] for l in c.info["layers"]][-1] == 5
+
+
+class _Skip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = LinearSVDO(10, 10)
+        self.b = LinearSVDO(10, 3)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)) + x)
+
+
+def test_skip_connection_falls_back_with_warning():
+    torch.manual_seed(4)
+    m = _kill(_Skip(), p=0.7)
+    with pytest.warns(UserWarning, match="cannot shrink"):
+        c = compress(m)
+    assert _no_svdo(c)
+    x = torch.randn(7, 10)
+    assert _max_diff(c, m, x) <= TOL
+    assert torch.count_nonzero(c.a.weight) == int(m.a.mask().sum())
+    with pytest.raises(ValueError, match="save_compressed"):
+        save_compressed(m, "unused.safetensors")
+
+
+def test_unknown_module_in_sequential_falls_back():
+    m = _kill(nn.Sequential(LinearSVDO(6, 4), nn.Softmax(dim=1), LinearSVDO(4, 2)), p=0.3)
+    with pytest.warns(UserWarning, match="Softmax"):
+        c = compress(m)
+    x = torch.randn(3, 6)
+    assert _max_diff(c, m, x) <= TOL
+
+
+def test_all_weights_dropped_gives_constant():
+    m = _kill(sv.lenet_300_100(), p=1.0)
+    c = compress(m)
+    assert isinstance(c[0], Constant)
+    x = torch.randn(5, 1, 28, 28)
+    assert _max_diff(c, m, x) <= TOL
+
+
+def test_threshold_override_and_bad_input(lenet300):
+    c = compress(lenet300, threshold=1e6, storage="dense")  # keeps every weight
+    assert _weights(c)[0].weight.shape == (300, 784)
+    with pytest.raises(ValueError, match="finite"):
+        compress(lenet300, threshold=float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        compress(lenet300, threshold=float("inf"))
+    with pytest.raises(ValueError, match="Sparse VD"):
+        compress(sv.lenet_300_100(svdo=False))
+    with pytest.raises(ValueError, match="storage"):
+        compress(lenet300, storage="csr")
+
+
+def test_modules_directly():
+    torch.manual_seed(5)
+    w = torch.randn(4, 6) * (torch.rand(4, 6) < 0.5)
+    b = torch.randn(4)
+    x = torch.randn(3, 6)
+    assert torch.allclose(SparseLinear(w, b)(x), x @ w.t() + b, atol=TOL)
+    wc = torch.randn(5, 2, 3, 3) * (torch.rand(5, 2, 3, 3) < 0.5)
+    xc = torch.randn(2, 2, 7, 7)
+    ref = torch.nn.functional.conv2d(xc, wc, b[:1].repeat(5), 2, 1)
+    assert torch.allclose(SparseConv2d(wc, b[:1].repeat(5), (2, 2), (1, 1), (1, 1))(xc), ref, atol=TOL)
+    assert torch.equal(IndexSelect(torch.tensor([0, 5]), 6)(x), x[:, [0, 5]])
+    assert torch.equal(Constant(torch.ones(3))(x), torch.ones(3, 3))
+
+
+@pytest.mark.parametrize("which", ["lenet300", "lenet5", "custom"])
+def test_save_load_round_trip(tmp_path, which, lenet300, lenet5):
+    m = {"lenet300": lenet300, "lenet5": lenet5, "custom": None}[which] or _custom()
+    x = torch.randn(6, *((3, 8, 8) if which == "custom" else (1, 28, 28)))
+    for storage in ("dense", "sparse"):
+        c = compress(m, storage=storage)
+        path = save_compressed(c, tmp_path / f"{which}_{storage}.safetensors")
+        back = load_compressed(path)
+        assert [type(a) for a in back] == [type(a) for a in c]
+        assert _max_diff(back, m, x) <= TOL
+        assert back.info["layers"] == c.info["layers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{which}_dense.safetensors",
+                                                          f"{which}_sparse.safetensors"]
+
+
+def test_save_svdo_model_directly_and_float16(tmp_path, lenet300):
+    p32 = save_compressed(lenet300, tmp_path / "a.safetensors")
+    p16 = save_compressed(lenet300, tmp_path / "b.safetensors", values_dtype="float16")
+    assert p16.stat().st_size < p32.stat().st_size
+    x = torch.randn(4, 1, 28, 28)
+    assert _max_diff(load_compressed(p32), lenet300, x) <= TOL
+    assert _max_diff(load_compressed(p16), lenet300, x) <= 1e-2 * (1 + lenet300(x).abs().max())
+    with pytest.raises(ValueError, match="values_dtype"):
+        save_compressed(lenet300, tmp_path / "c.safetensors", values_dtype="int8")
+    with pytest.raises(ValueError, match="compress"):
+        save_compressed(sv.lenet_300_100(svdo=False), tmp_path / "d.safetensors")
+
+
+def test_load_rejects_truncated_foreign_and_missing(tmp_path, lenet300):
+    from safetensors.torch import save_file
+
+    good = save_compressed(lenet300, tmp_path / "good.safetensors")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    for n in (len(data) - 100, 200, 5):
+        cut.write_bytes(data[:n])
+        with pytest.raises(CompressedFileError, match="truncated|not a usable"):
+            load_compressed(cut)
+    foreign = tmp_path / "state.safetensors"
+    save_file({k: v.contiguous() for k, v in lenet300.state_dict().items()}, foreign)
+    with pytest.raises(CompressedFileError, match="not written by save_compressed"):
+        load_compressed(foreign)
+    pickled = tmp_path / "model.pt"
+    torch.save(lenet300.state_dict(), pickled)
+    with pytest.raises(CompressedFileError, match="safetensors"):
+        load_compressed(pickled)
+    with pytest.raises(CompressedFileError, match="no such file"):
+        load_compressed(tmp_path / "nope.safetensors")
+    assert issubclass(CompressedFileError, ValueError)
+
+
+def test_load_rejects_tampered_architecture(tmp_path, lenet300):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    good = save_compressed(lenet300, tmp_path / "good.safetensors")
+    with safe_open(str(good), "pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    arch = json.loads(meta["architecture"])
+    arch["modules"][0] = {"type": "os.system", "args": "echo hi"}
+    save_file(tensors, tmp_path / "bad.safetensors", {**meta, "architecture": json.dumps(arch)})
+    with pytest.raises(CompressedFileError, match="unknown module type"):
+        load_compressed(tmp_path / "bad.safetensors")
+    save_file(tensors, tmp_path / "v9.safetensors", {**meta, "format_version": "9"})
+    with pytest.raises(CompressedFileError, match="version"):
+        load_compressed(tmp_path / "v9.safetensors")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch, lenet300):
+    import safetensors.torch
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_compressed(compress(lenet300, storage="dense"), tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_flops_report(lenet300, lenet5):
+    df = flops_report(lenet300, (1, 28, 28))
+    assert df.loc["total", "dense_madds"] == 784 * 300 + 300 * 100 + 100 * 10
+    assert (df["kept_madds"] <= df["dense_madds"]).all()
+    assert 1 < df.attrs["flop_ratio"] < float("inf")
+    df5 = flops_report(lenet5, (1, 28, 28), compress(lenet5, storage="sparse"))
+    dense5 = 20 * 25 * 24 * 24 + 50 * 20 * 25 * 8 * 8 + 800 * 500 + 500 * 10
+    assert df5.loc["total", "dense_madds"] == dense5
+    # sparse storage executes only kept weights (<= the SVDO mask: folded columns are gone)
+    assert (df5["compressed_madds"] <= df5["kept_madds"]).all()
+
+
+def test_file_size_report(lenet300):
+    df = file_size_report(lenet300)
+    dense = df.loc["dense state_dict", "bytes"]
+    assert dense > (784 * 300 + 300 * 100 + 100 * 10) * 4
+    assert df.loc["Sparse VD state_dict (with log_sigma2)", "bytes"] > 1.9 * dense
+    assert df.attrs["size_ratio"] > 10
