@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
+import http.client
 import os
-import socket
 import struct
 import tarfile
 import tempfile
@@ -159,7 +158,7 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
             return dest
         except ChecksumError as err:
             errors.append(err)
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             errors.append(err)
         finally:
             if tmp.exists():
@@ -168,8 +167,8 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
         raise errors[-1]
     reasons = "; ".join(f"{u}: {getattr(e, 'reason', e)}" for u, e in zip(urls, errors))
     raise OfflineError(
-        f"could not download {dest.name} ({reasons}). This machine looks offline. Either connect "
-        f"to the internet, copy the file into {dest.parent}, or use a data set that needs no "
+        f"could not download {dest.name} ({reasons}). If this machine is offline, connect it to "
+        f"the internet, or copy the file into {dest.parent}, or use a data set that needs no "
         f"network: load_offline_digits() (5,000 real MNIST digits) or load_fashion_mnist() with "
         f"Debian's dataset-fashion-mnist installed."
     )

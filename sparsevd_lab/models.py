@@ -93,6 +93,8 @@ def build_model(name: str, svdo: bool = True, **kwargs) -> nn.Sequential:
 
 
 def _svdo_twin(module: nn.Module, log_sigma2_init: float, threshold: float) -> nn.Module | None:
+    if type(module) not in (nn.Linear, nn.Conv2d):
+        return None
     factory = {"device": module.weight.device, "dtype": module.weight.dtype}
     if type(module) is nn.Linear:
         twin = LinearSVDO(module.in_features, module.out_features, bias=module.bias is not None,
@@ -105,8 +107,6 @@ def _svdo_twin(module: nn.Module, log_sigma2_init: float, threshold: float) -> n
                           module.stride, module.padding, module.dilation, module.groups,
                           bias=module.bias is not None, threshold=threshold,
                           log_sigma2_init=log_sigma2_init, **factory)
-    else:
-        return None
     with torch.no_grad():
         twin.weight.copy_(module.weight)
         if module.bias is not None:
