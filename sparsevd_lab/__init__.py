@@ -26,3 +26,12 @@ from .models import build_model, from_dense, lenet5, lenet_300_100, mlp_regresso
 from .objective import SGVLB, kl_warmup, model_kl
 from .reports import compression_ratio, sparsity_report, sparsity_string
 from .train import evaluate, fit, lr_factor, make_optimizer, resolve_device, set_seed
+from .compress import (
+    CompressedFileError,
+    compress,
+    file_size_report,
+    flops_report,
+    load_compressed,
+    save_compressed,
+)
+from .pruning import magnitude_prune, make_permanent, match_svdo_sparsity, pruned_sparsity
