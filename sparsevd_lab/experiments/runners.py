@@ -220,8 +220,7 @@ def run_lenet(ctx: Context) -> dict:
 
     # 3. magnitude pruning of the trained dense net to Sparse VD's per-layer sparsity, then fine-tune
     amounts = pruning.match_svdo_sparsity(dense, svdo)
-    pruned = copy.deepcopy(dense)
-    pruning.magnitude_prune(pruned, amounts, permanent=False)
+    pruned = pruning.magnitude_prune(dense, amounts, permanent=False)  # a copy, masks attached
     before = evaluate(pruned, test)["acc"]
     ft_epochs = max(1, min(10, epochs // 10))
     ctx.log(f"[{name}] magnitude pruning to {amounts}, fine-tune {ft_epochs} epochs")
@@ -230,6 +229,7 @@ def run_lenet(ctx: Context) -> dict:
     history["pruning-finetune"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
                                              "seconds"])
     pruning.make_permanent(pruned)
+    ctx.config["pruned_sparsity"] = pruning.pruned_sparsity(pruned)
     ctx.config.update({"pruning_amounts": [float(a) for a in amounts],
                        "pruning_finetune_epochs": ft_epochs, "pruning_finetune_lr": recipe["lr"] * 0.1})
 
