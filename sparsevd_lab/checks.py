@@ -1,0 +1,583 @@
+"""Checks for the assignment notebooks (``notebooks/assignments/``): one per exercise.
+
+Each check runs the student's function on tiny seeded inputs (well under a second), compares it with
+the reference implementation of this package, and either prints one line starting with ``OK:`` or
+raises ``CheckFailed`` (an ``AssertionError``) that says in words what is wrong: a shape, a mean, a
+variance, a sign, a missing ``train_size``. Known wrong answers get their own explanation (for
+instance log(2|theta|) instead of 2 log|theta|). A function that still raises NotImplementedError
+(an unfilled ``# YOUR CODE HERE``) is reported as such and the NotImplementedError is re-raised.
+
+The checks never disturb the caller's random state (``torch.random.fork_rng``).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import K1, K2, K3, LinearSVDO, compute_log_alpha, kl_approx, linear_svdo
+
+__all__ = [
+    "CheckFailed",
+    "OUTCOME_THRESHOLDS",
+    "check_log_alpha",
+    "check_lrt_linear",
+    "check_eval_mask",
+    "check_kl",
+    "check_sgvlb",
+    "check_compression_ratio",
+    "check_training_outcome",
+]
+
+
+class CheckFailed(AssertionError):
+    """An assignment check failed; the message says what is wrong and what to look at."""
+
+
+def _fail(what: str, message: str) -> None:
+    raise CheckFailed(f"{what}: {message}")
+
+
+def _ok(what: str, message: str) -> None:
+    print(f"OK: {what} {message}")
+
+
+def _seeded(fn):
+    """Run the check with a fixed seed without touching the caller's random state."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _call(what: str, fn: Callable, *args, **kwargs):
+    """Call the student's function; turn the common non-answers into messages."""
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise NotImplementedError(
+            f"{what} is not written yet: replace `raise NotImplementedError` under "
+            f"`# YOUR CODE HERE` with your code, run that cell, then run this check again") from None
+    except TypeError as err:
+        _fail(what, f"calling it as {_signature_hint(fn, args, kwargs)} raised TypeError: {err}. "
+                    f"Keep the signature given in the exercise")
+    if out is None:
+        _fail(what, "it returned None: did you forget the `return` statement?")
+    return out
+
+
+def _signature_hint(fn, args, kwargs) -> str:
+    name = getattr(fn, "__name__", "fn")
+    parts = [type(a).__name__ if not torch.is_tensor(a) else f"Tensor{tuple(a.shape)}" for a in args]
+    parts += [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _as_tensor(what: str, out, shape=None) -> Tensor:
+    if not torch.is_tensor(out):
+        _fail(what, f"expected a torch.Tensor, got {type(out).__name__}; use torch operations "
+                    f"(torch.log, torch.exp, ...), not math or numpy, so that gradients flow")
+    if shape is not None and tuple(out.shape) != tuple(shape):
+        _fail(what, f"wrong shape: expected {tuple(shape)}, got {tuple(out.shape)}")
+    return out
+
+
+def _close(a: Tensor, b: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    return bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=rtol, atol=atol))
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 1: log alpha from (theta, log_sigma2)
+# --------------------------------------------------------------------------------------------------
+
+@_seeded
+def check_log_alpha(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """``fn(theta, log_sigma2)`` must return log alpha = log sigma^2 - log theta^2 (paper eq. 15),
+    elementwise, finite when theta = 0, differentiable in both arguments."""
+    what = "log_alpha"
+    theta = torch.tensor([[0.5, -2.0, 0.1], [3.0, -0.05, 1.5]], requires_grad=True)
+    log_sigma2 = torch.tensor([[-4.0, 1.0, -8.0], [0.0, -3.0, 2.0]], requires_grad=True)
+    theta_before, ls_before = theta.detach().clone(), log_sigma2.detach().clone()
+    out = _as_tensor(what, _call(what, fn, theta, log_sigma2), theta.shape)
+    if not (torch.equal(theta.detach(), theta_before) and torch.equal(log_sigma2.detach(), ls_before)):
+        _fail(what, "it changed its inputs in place (e.g. `theta.abs_()` or `+=`); compute a new "
+                    "tensor instead")
+    expected = log_sigma2 - torch.log(theta * theta)
+    if not _close(out, expected, rtol=1e-4, atol=1e-4):
+        t, s = theta.detach(), log_sigma2.detach()
+        wrong = {
+            "log(2|theta|) instead of log(theta^2) = 2 log|theta|":
+                s - torch.log(2 * t.abs()),
+            "log|theta| instead of log(theta^2) = 2 log|theta| (the square is missing)":
+                s - torch.log(t.abs()),
+            "-log alpha (the sign is flipped: log theta^2 - log sigma^2)":
+                torch.log(t * t) - s,
+            "exp(log_sigma2) where log_sigma2 itself is already log sigma^2":
+                torch.exp(s) - torch.log(t * t),
+            "log(log_sigma2 / theta^2): log_sigma2 is already a log, subtract logs instead":
+                torch.log(s.abs() / (t * t)),
+        }
+        for name, value in wrong.items():
+            if _close(out, value, rtol=1e-3, atol=1e-3):
+                _fail(what, f"you computed {name}. log alpha = log sigma^2 - log theta^2 "
+                            f"= log_sigma2 - 2 log|theta| (eq. 15)")
+        i = int((out.detach() - expected.detach()).abs().argmax())
+        _fail(what, f"wrong values: for theta={theta.detach().flatten()[i]:.3g}, "
+                    f"log_sigma2={log_sigma2.detach().flatten()[i]:.3g} expected "
+                    f"{expected.detach().flatten()[i]:.4g}, got {out.detach().flatten()[i]:.4g}. "
+                    f"log alpha = log_sigma2 - log(theta^2)")
+    if not out.requires_grad:
+        _fail(what, "the result carries no gradient; do not use .detach(), .item(), numpy or math "
+                    "(gradients must reach theta and log_sigma2)")
+    out.sum().backward()
+    if theta.grad is None or log_sigma2.grad is None or not torch.isfinite(theta.grad).all():
+        _fail(what, "no finite gradient reaches theta and log_sigma2")
+    zero = _as_tensor(what, _call(what, fn, torch.zeros(3), torch.full((3,), -5.0)), (3,))
+    if not torch.isfinite(zero).all():
+        _fail(what, f"theta = 0 gives {zero[0].item()}: log(0) = -inf. Add a small eps inside the "
+                    f"log, log(theta^2 + 1e-8), so that pruned weights stay finite")
+    _ok(what, "= log_sigma2 - log(theta^2 + eps): shape, values, gradients and theta = 0 all fine")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 2: the local reparameterisation trick (train mode)
+# --------------------------------------------------------------------------------------------------
+
+def _as_linear_fn(fn_or_class, train: bool):
+    """A function (x, theta, log_sigma2, bias[, threshold]) from a function or a layer class."""
+    if inspect.isclass(fn_or_class) and issubclass(fn_or_class, nn.Module):
+        cls = fn_or_class
+
+        def run(x, theta, log_sigma2, bias, threshold=3.0):
+            layer = cls(theta.shape[1], theta.shape[0])
+            for name in ("weight", "log_sigma2", "bias"):
+                if not isinstance(getattr(layer, name, None), torch.Tensor):
+                    _fail(cls.__name__, f"the layer needs a parameter named `{name}` (the same "
+                                        f"names as sparsevd_lab.LinearSVDO)")
+            with torch.no_grad():
+                layer.weight.copy_(theta)
+                layer.log_sigma2.copy_(log_sigma2)
+                layer.bias.copy_(bias)
+            if hasattr(layer, "threshold"):
+                layer.threshold = threshold
+            layer.train(train)
+            run.layer = layer
+            return layer(x)
+
+        run.__name__ = cls.__name__
+        return run
+    return fn_or_class
+
+
+@_seeded
+def check_lrt_linear(fn_or_class) -> None:
+    """``fn(x, theta, log_sigma2, bias)`` (or a layer class in train mode) must sample the
+    pre-activations with the local reparameterisation trick (eq. 17): independently for every
+    example and unit, with mean x theta^T + b and variance (x*x) sigma^2^T (no bias in the variance)."""
+    what = "lrt_linear"
+    fn = _as_linear_fn(fn_or_class, train=True)
+    n_in, n_out, reps = 4, 3, 4000
+    theta = torch.tensor([[0.5, -1.0, 0.2, 0.0], [1.5, 0.3, -0.7, 0.4], [-0.2, 0.8, 0.1, -1.2]])
+    log_sigma2 = torch.tensor([[-1.0, -2.0, 0.0, -3.0], [-0.5, -1.5, -1.0, 0.5], [0.3, -2.5, -0.2, -1.0]])
+    bias = torch.tensor([0.5, -1.0, 2.0])
+    rows = torch.tensor([[1.0, -2.0, 0.5, 1.0], [0.2, 0.1, -1.5, 2.0]])
+    x = rows.repeat_interleave(reps, dim=0)  # every row repeated: its outputs must still differ
+    out = _as_tensor(what, _call(what, fn, x, theta, log_sigma2, bias), (len(x), n_out))
+    if not torch.isfinite(out).all():
+        _fail(what, "the output has NaN or inf: is the variance negative somewhere (use x*x, "
+                    "not x), or did you take sqrt of log sigma^2 instead of sigma^2 = exp(log_sigma2)?")
+    samples = out.detach().double().view(len(rows), reps, n_out)
+    mean, var = samples.mean(1), samples.var(1)
+    mu = F.linear(rows, theta, bias).double()
+    s2 = F.linear(rows * rows, log_sigma2.exp()).double()
+    if float(var.max()) < 1e-10:
+        _fail(what, "identical inputs gave identical outputs: there is no noise, or one noise draw / "
+                    "one weight sample is shared by the whole batch. Draw eps with the shape of mu "
+                    "(torch.randn_like(mu)): one draw per example and unit")
+    # standard errors with a wide margin (5 sigma) so that a correct answer never fails
+    se_mean = (s2 / reps).sqrt()
+    if not bool(((mean - mu).abs() <= 5 * se_mean + 1e-4).all()):
+        if bool(((mean - (mu - bias.double())).abs() <= 5 * se_mean + 1e-4).all()):
+            _fail(what, "the mean is off by exactly the bias: add the bias to mu = x theta^T + b")
+        if bool(((mean + mu).abs() <= 5 * se_mean + 1e-4).all()):
+            _fail(what, "the mean has the wrong sign: mu = x theta^T + b")
+        _fail(what, f"wrong mean: expected mu = x theta^T + b = {mu[0].numpy().round(3)} for the "
+                    f"first input, got {mean[0].numpy().round(3)} on average")
+    se_var = s2 * math.sqrt(2.0 / (reps - 1))
+    if not bool(((var - s2).abs() <= 6 * se_var + 1e-4).all()):
+        b2 = bias.double() ** 2
+        candidates = {
+            "the bias is inside the variance: the bias is not random, var = (x*x) sigma^2^T with no "
+            "bias (F.linear(x * x, sigma2) without the bias argument)": (s2 + b2, s2 + bias.double()),
+            "the standard deviation has no square root: out = mu + sqrt(var) * eps, not mu + var * eps":
+                (s2 ** 2,),
+            "the variance uses x instead of x*x (or |x|): Var(sum x_i w_i) = sum x_i^2 sigma_i^2":
+                (F.linear(rows.abs(), log_sigma2.exp()).double() ** 2,
+                 F.linear(rows.abs(), log_sigma2.exp()).double()),
+            "sigma^2 was taken as log_sigma2 itself or as exp(log_sigma2 / 2): sigma^2 = exp(log_sigma2)":
+                (F.linear(rows * rows, (log_sigma2 / 2).exp()).double(),),
+        }
+        for name, values in candidates.items():
+            for v in values:
+                if bool(((var - v).abs() <= 6 * v * math.sqrt(2.0 / (reps - 1)) + 1e-4).all()):
+                    _fail(what, f"wrong variance: {name}")
+        _fail(what, f"wrong variance: expected (x*x) sigma^2^T = {s2[0].numpy().round(3)} for the "
+                    f"first input, got {var[0].numpy().round(3)}")
+    x_small = rows.clone().requires_grad_(True)
+    theta_g = theta.clone().requires_grad_(True)
+    ls_g = log_sigma2.clone().requires_grad_(True)
+    g_out = _call(what, fn, x_small, theta_g, ls_g, bias)
+    g_out.sum().backward()
+    if hasattr(fn, "layer"):  # a layer class: its own parameters get the gradients
+        theta_g, ls_g = fn.layer.weight, fn.layer.log_sigma2
+    if ls_g.grad is None or theta_g.grad is None or float(ls_g.grad.abs().sum()) == 0.0:
+        _fail(what, "no gradient reaches log_sigma2 (or theta): sample with mu + std * eps "
+                    "(the reparameterisation trick), not torch.normal, and do not detach")
+    _ok(what, "samples mu + sqrt(var) * eps per example: mean x theta^T + b and variance "
+              "(x*x) sigma^2^T match, gradients reach theta and log_sigma2")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 3: eval-mode masking
+# --------------------------------------------------------------------------------------------------
+
+@_seeded
+def check_eval_mask(fn_or_class) -> None:
+    """``fn(x, theta, log_sigma2, bias, threshold)`` (or a layer class in eval mode) must be
+    deterministic: F.linear(x, theta * (log_alpha < threshold), bias)."""
+    what = "eval_linear"
+    fn = _as_linear_fn(fn_or_class, train=False)
+    theta = torch.tensor([[0.5, -1.0, 0.01, 2.0], [1.5, 0.3, -0.7, 0.002], [-0.2, 0.8, 0.1, -1.2]])
+    log_sigma2 = torch.tensor([[-6.0, 2.5, -6.0, -6.0], [-6.0, -6.0, -6.0, -6.0], [-6.0, 0.0, -1.0, 1.0]])
+    bias = torch.tensor([0.5, -1.0, 2.0])
+    x = torch.tensor([[1.0, -2.0, 0.5, 1.0], [0.2, 0.1, -1.5, 2.0], [0.0, 1.0, 1.0, 1.0]])
+    la = compute_log_alpha(theta, log_sigma2)
+
+    def ref(t):
+        return F.linear(x, theta * (la < t), bias)
+
+    out = _as_tensor(what, _call(what, fn, x, theta, log_sigma2, bias, 3.0), (3, 3))
+    again = _call(what, fn, x, theta, log_sigma2, bias, 3.0)
+    if not torch.equal(out.detach(), torch.as_tensor(again).detach()):
+        _fail(what, "two calls with the same input differ: eval mode must be deterministic "
+                    "(no noise: use theta itself, masked)")
+    if not _close(out, ref(3.0)):
+        candidates = {
+            "the mask is inverted: keep the weights with log_alpha < threshold (small noise), "
+            "drop those with log_alpha >= threshold": F.linear(x, theta * (la >= 3.0), bias),
+            "nothing is masked: multiply theta by (log_alpha < threshold)": F.linear(x, theta, bias),
+            "the bias is missing": F.linear(x, theta * (la < 3.0)),
+            "the threshold was compared with alpha, not log alpha (the paper's threshold 3 is on "
+            "log alpha, i.e. alpha ~ 20)": F.linear(x, theta * (la.exp() < 3.0), bias),
+            "the mask was applied to the output units or the bias; it applies to the weights theta":
+                F.linear(x, theta * (la < 3.0), bias * 0),
+        }
+        for name, value in candidates.items():
+            if _close(out, value):
+                _fail(what, name)
+        _fail(what, f"wrong values: expected F.linear(x, theta * (log_alpha < threshold), bias) = "
+                    f"{ref(3.0)[0].numpy().round(3)} for the first input, got "
+                    f"{out.detach()[0].numpy().round(3)}")
+    other = _call(what, fn, x, theta, log_sigma2, bias, 0.5)
+    if not _close(torch.as_tensor(other), ref(0.5)):
+        _fail(what, "the result ignores the `threshold` argument (it is right for threshold=3 but "
+                    "not for 0.5): compare log_alpha with `threshold`, not with the number 3")
+    _ok(what, "is deterministic and keeps exactly the weights with log_alpha < threshold")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 4: the KL approximation (eq. 14)
+# --------------------------------------------------------------------------------------------------
+
+@_seeded
+def check_kl(fn: Callable[[Tensor], Tensor]) -> None:
+    """``fn(log_alpha)`` must return the elementwise KL approximation of eq. 14:
+    KL ~= k1 - k1 sigmoid(k2 + k3 log_alpha) + 0.5 log1p(1/alpha), >= 0, decreasing, finite."""
+    what = "kl_approx"
+    la = torch.tensor([-8.0, -3.0, -1.0, 0.0, 0.5, 2.0, 4.0, 10.0], requires_grad=True)
+    out = _call(what, fn, la)
+    out = _as_tensor(what, out)
+    if out.dim() == 0 or out.numel() == 1:
+        _fail(what, f"it returned one number ({float(out.detach().flatten()[0]):.4g}) for "
+                    f"{la.numel()} weights: return the KL of each weight (elementwise, same shape "
+                    f"as log_alpha) and sum it later")
+    out = _as_tensor(what, out, la.shape)
+    expected = kl_approx(la.detach())
+    if not _close(out, expected, rtol=1e-3, atol=1e-4):
+        l = la.detach()
+        s = torch.sigmoid(K2 + K3 * l)
+        sp = 0.5 * torch.log1p(torch.exp(-l))
+        candidates = {
+            "the sign is flipped: eq. 14 gives -KL; the KL itself is >= 0, "
+            "KL = k1 - k1 sigmoid(k2 + k3 log_alpha) + 0.5 log1p(1/alpha)": -expected,
+            "the constant k1 is missing: without it the KL goes to -k1 = -0.636 instead of 0 "
+            "for large log_alpha": sp - K1 * s,
+            "log1p(alpha) instead of log1p(1/alpha) = log1p(exp(-log_alpha))":
+                K1 - K1 * s + 0.5 * torch.log1p(torch.exp(l)),
+            "the factor 0.5 in front of log1p(1/alpha) is missing": K1 - K1 * s + 2 * sp,
+            "sigmoid(k2 - k3 log_alpha): the sign inside the sigmoid is wrong, it is k2 + k3 log_alpha":
+                K1 - K1 * torch.sigmoid(K2 - K3 * l) + sp,
+            "sigmoid(k2 + k3 * alpha): the sigmoid takes log alpha, not alpha":
+                K1 - K1 * torch.sigmoid(K2 + K3 * l.exp()) + sp,
+        }
+        for name, value in candidates.items():
+            if _close(out, value, rtol=1e-3, atol=1e-4):
+                _fail(what, name)
+        if bool((out.detach() < -1e-6).any()):
+            _fail(what, "some values are negative: a KL divergence is never negative (check the sign)")
+        i = int((out.detach() - expected).abs().argmax())
+        _fail(what, f"wrong value at log_alpha={l[i]:.1f}: expected {expected[i]:.4f}, got "
+                    f"{out.detach()[i]:.4f}. Use k1, k2, k3 = {K1}, {K2}, {K3}")
+    if not out.requires_grad:
+        _fail(what, "the result carries no gradient; use torch functions (torch.sigmoid, "
+                    "torch.log1p, torch.exp), not math or numpy")
+    far = _call(what, fn, torch.tensor([-50.0, 50.0]))
+    if not torch.isfinite(torch.as_tensor(far)).all():
+        _fail(what, "not finite at log_alpha = -50 or 50: use F.softplus(-log_alpha) for "
+                    "log1p(exp(-log_alpha))")
+    _ok(what, "matches eq. 14: >= 0, about 5.6 at log_alpha = -10 (an informative weight) and "
+              "~0 beyond 8 (a pruned one)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 5: the SGVLB objective
+# --------------------------------------------------------------------------------------------------
+
+@_seeded
+def check_sgvlb(fn: Callable) -> None:
+    """``fn(output, target, kl, train_size, kl_weight)`` must return the negative SGVLB per
+    training example: cross_entropy(output, target) (mean over the batch) + kl_weight * kl / train_size
+    (paper eq. 3 divided by N)."""
+    what = "sgvlb"
+    output = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.3, -0.4], [-1.0, 2.0, 0.0], [0.5, 0.5, 3.0]],
+                          requires_grad=True)
+    target = torch.tensor([0, 2, 1, 2])
+    kl = torch.tensor(1234.5, requires_grad=True)
+    n, w, batch = 6000, 0.5, len(target)
+    out = _call(what, fn, output, target, kl, n, w)
+    out = _as_tensor(what, out)
+    if out.numel() != 1:
+        _fail(what, f"it returned a tensor of shape {tuple(out.shape)}; the loss is one number "
+                    f"(average the data term over the batch)")
+    got = float(out.detach())
+    ce_mean = float(F.cross_entropy(output, target))
+    ce_sum = ce_mean * batch
+    k = float(kl)
+    expected = ce_mean + w * k / n
+    if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
+        candidates = {
+            "the sign is flipped: minimise the NEGATIVE SGVLB, data loss + kl_weight * KL / N":
+                [-expected],
+            "the KL is not divided by train_size: loss = data + kl_weight * KL / train_size "
+            "(train_size is missing)": [ce_mean + w * k, ce_sum + w * k],
+            "this is train_size times the expected loss: divide everything by N, i.e. "
+            "loss = mean data loss + kl_weight * KL / train_size": [n * ce_mean + w * k],
+            "the data term is summed over the batch; use the MEAN cross-entropy (the data term "
+            "N/M sum over the batch, divided by N, is the batch mean)": [ce_sum + w * k / n],
+            "the data term was multiplied by train_size but the KL was not: both are divided by N "
+            "(the per-example loss is mean data loss + kl_weight * KL / train_size)":
+                [n * ce_mean + w * k / n],
+            "the KL was divided by the number of batches (train_size / batch size), not by "
+            "train_size": [ce_mean + w * k / (n / batch), ce_mean + w * k / math.ceil(n / batch)],
+            "kl_weight is ignored: multiply the KL term by kl_weight (the warm-up)":
+                [ce_mean + k / n],
+            "kl_weight multiplies the data term instead of the KL": [w * ce_mean + k / n],
+        }
+        for name, values in candidates.items():
+            if any(math.isclose(got, v, rel_tol=1e-4, abs_tol=1e-6) for v in values):
+                _fail(what, name)
+        _fail(what, f"wrong value: expected cross_entropy + kl_weight * kl / train_size = "
+                    f"{ce_mean:.4f} + {w} * {k} / {n} = {expected:.4f}, got {got:.4f}")
+    # the other arguments must be used, not constants that happen to match
+    for args, name in [((output, target, kl, 100, w), "train_size"),
+                       ((output, target, kl, n, 0.0), "kl_weight")]:
+        v = float(torch.as_tensor(_call(what, fn, *args)).detach())
+        e = ce_mean + args[4] * k / args[3]
+        if not math.isclose(v, e, rel_tol=1e-4, abs_tol=1e-6):
+            _fail(what, f"right for one setting but wrong when {name} changes: use the {name} "
+                        f"argument, not a fixed number")
+    if not out.requires_grad:
+        _fail(what, "the loss carries no gradient: use torch operations (F.cross_entropy), not .item()")
+    out.backward()
+    if output.grad is None or kl.grad is None:
+        _fail(what, "no gradient reaches the network output or the KL: do not detach them")
+    _ok(what, "= cross_entropy(output, target) + kl_weight * KL / train_size (eq. 3 divided by N)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 6: the compression ratio
+# --------------------------------------------------------------------------------------------------
+
+def _toy_model() -> nn.Module:
+    """Two Sparse VD layers with known kept counts and a dense layer that must not be counted."""
+    a, b = LinearSVDO(10, 6), LinearSVDO(6, 2)
+    with torch.no_grad():
+        for layer, kept in ((a, 30), (b, 1)):
+            layer.weight.fill_(0.5)
+            ls = torch.full_like(layer.log_sigma2, 10.0)  # log alpha ~ 11.4: dropped
+            ls.view(-1)[:kept] = -10.0  # log alpha ~ -8.6: kept
+            layer.log_sigma2.copy_(ls)
+        # one weight with log alpha = 2: kept at threshold 3, dropped at 1.5
+        a.log_sigma2.view(-1)[-1] = math.log(0.25) + 2.0
+    return nn.Sequential(a, nn.ReLU(), b, nn.ReLU(), nn.Linear(2, 5))
+
+
+@_seeded
+def check_compression_ratio(fn: Callable[..., float]) -> None:
+    """``fn(model, threshold=3.0)`` must return (all Sparse VD weights) / (kept weights) over every
+    layer with a ``log_sigma2``, biases and dense layers not counted (the paper's Table 1 figure)."""
+    what = "compression_ratio"
+    model = _toy_model()
+    total, kept = 60 + 12, 31 + 1  # 30 + 1 (log alpha = 2) kept in a, 1 in b
+    expected = total / kept
+    got = _call(what, fn, model, 3.0)
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        _fail(what, f"expected a number, got {type(got).__name__}")
+    if not math.isclose(got, expected, rel_tol=1e-6):
+        with_bias = (total + 6 + 2) / (kept + 6 + 2)
+        candidates = {
+            "this is kept / total, the inverse: compression = all weights / kept weights (>= 1)":
+                [kept / total],
+            "this is the sparsity (the fraction dropped), not the compression ratio": [
+                1 - kept / total, 100 * (1 - kept / total)],
+            "the biases were counted; the paper counts the weights theta only": [with_bias],
+            "the dense nn.Linear layer was counted; count only layers with a log_sigma2":
+                [(total + 10) / (kept + 10), (total + 10 + 5) / (kept + 10 + 5)],
+            "log_sigma2 was counted as weights too; it is a training-time parameter":
+                [(2 * total) / kept],
+            "the per-layer ratios were averaged: sum the weights and the kept weights over all "
+            "layers first, then divide": [(60 / 31 + 12 / 1) / 2],
+            "the mask is inverted: kept weights have log_alpha < threshold":
+                [total / (total - kept)],
+        }
+        for name, values in candidates.items():
+            if any(math.isclose(got, v, rel_tol=1e-6) for v in values):
+                _fail(what, name)
+        _fail(what, f"wrong value: the test model has {total} Sparse VD weights of which {kept} have "
+                    f"log_alpha < 3, so the ratio is {expected:.4f}; got {got:.4f}")
+    other = float(_call(what, fn, model, 1.5))
+    if not math.isclose(other, total / (kept - 1), rel_tol=1e-6):
+        _fail(what, f"the `threshold` argument is ignored: at threshold 1.5 one more weight is "
+                    f"dropped ({total / (kept - 1):.4f}); got {other:.4f}")
+    everything = _toy_model()
+    with torch.no_grad():
+        for m in everything.modules():
+            if hasattr(m, "log_sigma2"):
+                m.log_sigma2.fill_(10.0)
+    try:
+        none_kept = float(_call(what, fn, everything, 3.0))
+    except ZeroDivisionError:
+        _fail(what, "division by zero when every weight is dropped: return float('inf') then")
+    if not math.isinf(none_kept):
+        _fail(what, f"when every weight is dropped the ratio is infinite; got {none_kept}")
+    _ok(what, f"= all weights / kept weights ({total} / {kept} = {expected:.2f}x on the test model; "
+              f"biases and dense layers not counted)")
+
+
+# --------------------------------------------------------------------------------------------------
+# The training exercise
+# --------------------------------------------------------------------------------------------------
+
+# What a correct solution reaches on the offline digits (notebooks/solutions/A1_*), with a margin.
+# fast: 1,000 training digits, 3 epochs; default: 4,000 digits, 30 epochs (see the notebook).
+OUTCOME_THRESHOLDS = {
+    "fast": {"test_acc": 0.6, "compression": 1.5},
+    "default": {"test_acc": 0.85, "compression": 10.0},
+}
+
+
+def _last(history, key: str):
+    try:
+        import pandas as pd
+
+        if isinstance(history, pd.DataFrame):
+            col = history[key].dropna() if key in history else []
+            return float(col.iloc[-1]) if len(col) else None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if isinstance(history, dict):
+        v = history.get(key)
+        if isinstance(v, (list, tuple)):
+            v = v[-1] if v else None
+        return None if v is None else float(v)
+    if isinstance(history, (list, tuple)) and history and isinstance(history[-1], dict):
+        for row in reversed(history):
+            if row.get(key) is not None:
+                return float(row[key])
+    return None
+
+
+@torch.no_grad()
+def _model_outcome(model: nn.Module, data) -> dict:
+    if data is None:
+        raise TypeError("check_training_outcome(model, ...) needs the data too: "
+                        "check_training_outcome(model, mode, data=data)")
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(data.x_test), 1000):
+        out = model(data.x_test[i:i + 1000].to(device))
+        correct += int((out.argmax(1).cpu() == data.y_test[i:i + 1000]).sum())
+    model.train(was)
+    total = kept = 0
+    for m in model.modules():
+        if isinstance(getattr(m, "log_sigma2", None), torch.Tensor):
+            t = float(getattr(m, "threshold", 3.0))
+            mask = compute_log_alpha(m.weight, m.log_sigma2) < t
+            total += mask.numel()
+            kept += int(mask.sum())
+    if total == 0:
+        _fail("training", "the model has no layer with a log_sigma2: is it a Sparse VD model?")
+    return {"test_acc": correct / len(data.x_test),
+            "compression": float("inf") if kept == 0 else total / kept}
+
+
+def check_training_outcome(result, mode: str | None = None, data=None) -> dict:
+    """Check the end of the training exercise against thresholds that depend on the mode.
+
+    ``result``: the history (a DataFrame with ``test_acc`` and ``compression`` columns, a list of
+    per-epoch dicts, or a dict), or the trained model together with ``data`` (a DataBundle).
+    ``mode``: "fast" or "default" (default: ``sparsevd_lab.notebook.mode()``). Returns the numbers.
+    """
+    what = "training"
+    if mode is None:
+        from .notebook import mode as current_mode
+
+        mode = current_mode()
+    if mode not in OUTCOME_THRESHOLDS:
+        raise ValueError(f"mode must be one of {', '.join(OUTCOME_THRESHOLDS)}; got {mode!r}")
+    if isinstance(result, nn.Module):
+        got = _model_outcome(result, data)
+    else:
+        got = {k: _last(result, k) for k in ("test_acc", "compression")}
+        for k, v in got.items():
+            if v is None:
+                _fail(what, f"the history has no `{k}`; record test_acc (eval mode) and "
+                            f"compression after each epoch")
+    need = OUTCOME_THRESHOLDS[mode]
+    acc, comp = got["test_acc"], got["compression"]
+    if not math.isfinite(acc) or acc < need["test_acc"]:
+        hint = ("at chance level: does the loss go down? Is the data term the cross-entropy of the "
+                "network output, and does the optimiser get all parameters?" if acc < 0.2 else
+                "the KL may be switched on too early or too strongly (the warm-up), or test "
+                "accuracy was measured in train mode (call model.eval() first)")
+        _fail(what, f"test accuracy {acc:.3f} is below {need['test_acc']} ({mode} mode): {hint}")
+    if not comp >= need["compression"]:
+        _fail(what, f"compression {comp:.2f}x is below {need['compression']}x ({mode} mode): "
+                    f"is log_sigma2 in the optimiser? Is the KL added to the loss with "
+                    f"kl_weight > 0 by the end of the warm-up, and divided by train_size (not more)?")
+    _ok(what, f"test accuracy {acc:.3f} >= {need['test_acc']} and compression {comp:.1f}x >= "
+              f"{need['compression']}x ({mode} mode)")
+    return got
