@@ -369,9 +369,9 @@ def check_sgvlb(fn: Callable) -> None:
         _fail(what, f"it returned a tensor of shape {tuple(out.shape)}; the loss is one number "
                     f"(average the data term over the batch)")
     got = float(out.detach())
-    ce_mean = float(F.cross_entropy(output, target))
+    ce_mean = float(F.cross_entropy(output.detach(), target))
     ce_sum = ce_mean * batch
-    k = float(kl)
+    k = float(kl.detach())
     expected = ce_mean + w * k / n
     if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
         candidates = {
