@@ -492,7 +492,7 @@ def check_compression_ratio(fn: Callable[..., float]) -> None:
 # What a correct solution reaches on the offline digits (notebooks/solutions/A1_*), with a margin.
 # fast: 1,000 training digits, 3 epochs; default: 4,000 digits, 30 epochs (see the notebook).
 OUTCOME_THRESHOLDS = {
-    "fast": {"test_acc": 0.6, "compression": 1.5},
+    "fast": {"test_acc": 0.5, "compression": 1.2},
     "default": {"test_acc": 0.85, "compression": 10.0},
 }
 

@@ -1,0 +1,307 @@
+"""Student assignment notebooks built from one source: the solution notebooks.
+
+A solution notebook ``notebooks/solutions/NAME.py`` (jupytext percent format, paired with
+``NAME.ipynb``, committed with the outputs of a real run) marks each exercise region with
+``### BEGIN SOLUTION`` / ``### END SOLUTION`` (nbgrader's markers). ``build`` writes the student copy
+``notebooks/assignments/NAME.ipynb``: each region becomes ``# YOUR CODE HERE`` and
+``raise NotImplementedError`` at the indentation of the marker (markdown regions become
+"*YOUR ANSWER HERE*"), outputs are cleared, and the Colab badge points at the student copy. Every
+student code cell must still be valid Python and define the same functions and classes as the
+solution cell, so names cannot drift apart.
+
+Commands (docs/assignments.md)::
+
+    python -m sparsevd_lab.assignments build            # write notebooks/assignments/*.ipynb
+    python -m sparsevd_lab.assignments build --check    # fail if the committed copies are stale
+    python -m sparsevd_lab.assignments verify           # run the student copies (fast mode): only
+                                                        # NotImplementedError may be raised
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = [
+    "BEGIN",
+    "END",
+    "STUB",
+    "ANSWER_STUB",
+    "COLAB_URL",
+    "MarkerError",
+    "strip_solutions",
+    "colab_url",
+    "student_notebook",
+    "render",
+    "build",
+    "verify",
+    "main",
+]
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
+ANSWER_STUB = "*YOUR ANSWER HERE*"
+COLAB_URL = ("https://colab.research.google.com/github/sparsevd-lab/sparsevd-lab/blob/main/"
+             "notebooks/assignments/{name}.ipynb")
+# Any Colab link to a notebook of this repository (the solution's badge points at the solution).
+_COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^\s)\"'\]]+?\.ipynb")
+SOLUTIONS_DIR = Path("notebooks") / "solutions"
+ASSIGNMENTS_DIR = Path("notebooks") / "assignments"
+
+
+class MarkerError(ValueError):
+    """The solution markers are unbalanced, nested, or leave invalid Python behind."""
+
+
+def strip_solutions(source: str, markdown: bool = False, where: str = "cell") -> str:
+    """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of ``source``.
+
+    Code: by ``# YOUR CODE HERE`` and ``raise NotImplementedError`` at the indentation of the BEGIN
+    line. Markdown (``markdown=True``): by ``*YOUR ANSWER HERE*``. Raises ``MarkerError`` (naming
+    ``where`` and the line) for an END without BEGIN, a nested BEGIN, or a BEGIN never closed.
+    """
+    out: list[str] = []
+    begin_line = None
+    for i, line in enumerate(source.split("\n"), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if begin_line is not None:
+                raise MarkerError(f"{where}, line {i}: {BEGIN} inside the region opened on line "
+                                  f"{begin_line}; regions cannot nest")
+            begin_line = i
+            indent = line[: len(line) - len(line.lstrip())]
+            if markdown:
+                out.append(indent + ANSWER_STUB)
+            else:
+                out.extend(indent + s for s in STUB)
+        elif stripped.startswith(END):
+            if begin_line is None:
+                raise MarkerError(f"{where}, line {i}: {END} without a {BEGIN} before it")
+            begin_line = None
+        elif begin_line is None:
+            out.append(line)
+    if begin_line is not None:
+        raise MarkerError(f"{where}, line {begin_line}: {BEGIN} is never closed by {END}")
+    return "\n".join(out)
+
+
+def colab_url(name: str) -> str:
+    """The Colab address of the student copy of assignment ``name`` (e.g. "A1_sparse_vd_from_scratch")."""
+    return COLAB_URL.format(name=name)
+
+
+def _python_source(source: str) -> str:
+    """Cell source as plain Python (IPython magics such as %pip turned into calls)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(source)
+    except ImportError:  # pragma: no cover - IPython comes with ipykernel
+        return source
+
+
+def _defined_names(source: str, where: str) -> set[str]:
+    try:
+        tree = ast.parse(_python_source(source))
+    except SyntaxError as err:
+        raise MarkerError(f"{where} is not valid Python after stripping the solutions (line "
+                          f"{err.lineno}: {err.msg}); put the markers inside a function body or "
+                          f"around whole statements") from None
+    return {n.name for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def student_notebook(solution, name: str):
+    """The student copy (an nbformat notebook) of the solution notebook ``solution``.
+
+    Strips the solution regions, clears outputs and execution counts, points the Colab badge at
+    ``notebooks/assignments/NAME.ipynb``, keeps only the kernelspec in the metadata (no jupytext
+    pairing: students get the .ipynb alone) and numbers the cell ids, so that the build is
+    byte-for-byte reproducible. Raises ``MarkerError`` on bad markers, on a code cell that is no
+    longer valid Python, or on a function or class of the solution missing from the student copy.
+    """
+    import nbformat
+
+    cells = []
+    n_regions = n_badges = 0
+    for index, cell in enumerate(solution.cells):
+        where = f"{name}, cell {index}"
+        source = cell.source
+        n_regions += source.count(BEGIN)
+        if cell.cell_type == "code":
+            student = strip_solutions(source, where=where)
+            missing = _defined_names(source, where) - _defined_names(student, where)
+            if missing:
+                raise MarkerError(f"{where}: the student copy no longer defines "
+                                  f"{', '.join(sorted(missing))}; put the markers inside the body "
+                                  f"so that the names stay identical")
+            new = nbformat.v4.new_code_cell(student)
+            tags = cell.metadata.get("tags")
+            if tags:
+                new.metadata["tags"] = list(tags)
+        elif cell.cell_type == "markdown":
+            student = strip_solutions(source, markdown=True, where=where)
+            student, k = _COLAB_LINK.subn(colab_url(name), student)
+            n_badges += k
+            new = nbformat.v4.new_markdown_cell(student)
+        else:
+            new = nbformat.v4.new_raw_cell(source)
+        new["id"] = f"cell-{index:03d}"
+        cells.append(new)
+    if n_regions == 0:
+        raise MarkerError(f"{name}: no {BEGIN} region; a solution notebook marks its exercises")
+    if n_badges == 0:
+        raise MarkerError(f"{name}: no Colab badge; add one to the title cell "
+                          f"(the build points it at {colab_url(name)})")
+    student_nb = nbformat.v4.new_notebook(cells=cells)
+    student_nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)",
+                                         "language": "python", "name": "python3"}
+    return student_nb
+
+
+def _read_solution(path: Path):
+    import jupytext
+
+    py = path.with_suffix(".py")
+    return jupytext.read(py if py.exists() else path)
+
+
+def render(solution_path: str | os.PathLike) -> str:
+    """The text of the student notebook built from ``solution_path`` (the ``.py`` source when it
+    exists, else the ``.ipynb``)."""
+    import nbformat
+
+    path = Path(solution_path)
+    student = student_notebook(_read_solution(path), path.stem)
+    text = nbformat.writes(student)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _solution_sources(solutions: Path) -> list[Path]:
+    names = sorted({p.stem for p in solutions.glob("*.py")} | {p.stem for p in solutions.glob("*.ipynb")})
+    return [solutions / f"{n}.py" if (solutions / f"{n}.py").exists() else solutions / f"{n}.ipynb"
+            for n in names]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build(solutions: str | os.PathLike = SOLUTIONS_DIR, out: str | os.PathLike = ASSIGNMENTS_DIR,
+          check: bool = False) -> list[str]:
+    """Build every student notebook of ``solutions`` into ``out`` (written atomically).
+
+    With ``check``, write nothing and return the problems instead: a student notebook that is
+    missing, differs from what the build produces, or has no solution notebook. Without ``check``,
+    return the names written. ``[]`` from a check means everything is up to date.
+    """
+    solutions, out = Path(solutions), Path(out)
+    sources = _solution_sources(solutions)
+    if not sources:
+        raise FileNotFoundError(f"no solution notebooks (*.py or *.ipynb) in {solutions}")
+    problems, written = [], []
+    for src in sources:
+        target = out / f"{src.stem}.ipynb"
+        text = render(src)
+        if check:
+            if not target.exists():
+                problems.append(f"{target}: missing")
+            elif target.read_text(encoding="utf-8") != text:
+                problems.append(f"{target}: differs from the build of {src}")
+        else:
+            _write_atomic(target, text)
+            written.append(str(target))
+    if check:
+        stems = {s.stem for s in sources}
+        for extra in sorted(out.glob("*.ipynb")):
+            if extra.stem not in stems:
+                problems.append(f"{extra}: no solution notebook {solutions / extra.stem}.py")
+        return problems
+    return written
+
+
+def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600) -> list[dict]:
+    """Execute the student notebook ``path`` cell by cell (errors allowed, as Neuromatch's executor
+    does) and return the errors, one {"cell", "ename", "evalue"} per failing cell. Raises
+    ``AssertionError`` listing them when any error is not a NotImplementedError from a stub."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    before = os.environ.get("SPARSEVD_FAST")
+    os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
+    try:
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+    finally:
+        if before is None:
+            os.environ.pop("SPARSEVD_FAST", None)
+        else:
+            os.environ["SPARSEVD_FAST"] = before
+    errors = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                errors.append({"cell": index, "ename": output["ename"], "evalue": output["evalue"]})
+    bad = [e for e in errors if e["ename"] != "NotImplementedError"]
+    if bad:
+        raise AssertionError(f"{path.name}: errors other than NotImplementedError: " + "; ".join(
+            f"cell {e['cell']}: {e['ename']}: {e['evalue']}" for e in bad))
+    return errors
+
+
+def main(argv=None) -> int:
+    """python -m sparsevd_lab.assignments {build [--check], verify}"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sparsevd_lab.assignments",
+                                     description="Build student notebooks from the solution notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write notebooks/assignments/*.ipynb from notebooks/solutions/")
+    b.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when a committed student notebook is stale")
+    v = sub.add_parser("verify", help="run the student notebooks: only NotImplementedError allowed")
+    v.add_argument("--default", action="store_true", help="run in default mode (not fast)")
+    for p in (b, v):
+        p.add_argument("--solutions", default=str(SOLUTIONS_DIR), help="solution notebooks folder")
+        p.add_argument("--out", default=str(ASSIGNMENTS_DIR), help="student notebooks folder")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build" and args.check:
+            problems = build(args.solutions, args.out, check=True)
+            for p in problems:
+                print(f"stale: {p}", file=sys.stderr)
+            if problems:
+                print("rebuild with: python -m sparsevd_lab.assignments build", file=sys.stderr)
+                return 1
+            print(f"student notebooks in {args.out} are up to date")
+            return 0
+        if args.command == "build":
+            for path in build(args.solutions, args.out):
+                print(f"wrote {path}")
+            return 0
+        for src in _solution_sources(Path(args.solutions)):
+            target = Path(args.out) / f"{src.stem}.ipynb"
+            errors = verify(target, fast=not args.default)
+            print(f"{target}: {len(errors)} stub(s) raised NotImplementedError, no other error")
+        return 0
+    except (MarkerError, FileNotFoundError, AssertionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
