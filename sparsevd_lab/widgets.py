@@ -38,6 +38,7 @@ __all__ = [
     "static_fallback",
     "show_table",
     "log_options",
+    "table1",
 ]
 
 
@@ -314,3 +315,24 @@ def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
         plt.show()
         tables.append(table)
     return tables
+
+
+_METHOD_NAMES = {"dense": "dense", "pruning": "magnitude pruning", "sparse-vd": "Sparse VD"}
+
+
+def table1(result: dict) -> pd.DataFrame:
+    """The paper-style Table 1 of a ``lenet300`` / ``lenet5`` experiment result: our error, per-layer
+    sparsity and compression for dense, magnitude pruning and Sparse VD, beside the paper's numbers
+    (MNIST, 200 epochs) for the same rows."""
+    rows = []
+    for r in result["results"]["rows"]:
+        paper = r.get("paper_mnist") or {}
+        comp = float(r["compression"]) if not isinstance(r["compression"], str) else float("inf")
+        rows.append({"method": _METHOD_NAMES.get(r["method"], r["method"]),
+                     "error % (ours)": float(r["error_%"]),
+                     "sparsity per layer % (ours)": r.get("sparsity_per_layer", ""),
+                     "compression x (ours)": comp,
+                     "error % (paper)": paper.get("error_%"),
+                     "sparsity per layer % (paper)": paper.get("sparsity_per_layer", ""),
+                     "compression x (paper)": paper.get("compression")})
+    return pd.DataFrame(rows).set_index("method")
