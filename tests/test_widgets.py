@@ -186,3 +186,17 @@ def test_static_fallback_and_show_table(capsys):
     assert tables[1].loc["dropout rate alpha/(1+alpha)", "value"] == pytest.approx(20 / 21)
     widgets.show_table(pd.DataFrame({"a": [1.0]}), "caption")
     assert "HTML" in capsys.readouterr().out  # outside IPython the HTML object is printed
+
+
+def test_table1_puts_ours_beside_the_paper():
+    result = {"results": {"rows": [
+        {"method": "dense", "error_%": 2.0, "sparsity_per_layer": "0.0-0.0-0.0", "compression": 1.0,
+         "paper_mnist": {"error_%": 1.64, "sparsity_per_layer": "", "compression": 1}},
+        {"method": "sparse-vd", "error_%": 2.5, "sparsity_per_layer": "99-97-60", "compression": "inf",
+         "paper_mnist": {"error_%": 1.92, "sparsity_per_layer": "98.9-97.2-62.0", "compression": 68}}]}}
+    t = widgets.table1(result)
+    assert list(t.index) == ["dense", "Sparse VD"]
+    assert t.loc["Sparse VD", "error % (paper)"] == 1.92
+    assert t.loc["Sparse VD", "compression x (paper)"] == 68
+    assert math.isinf(t.loc["Sparse VD", "compression x (ours)"])
+    assert t.loc["dense", "sparsity per layer % (ours)"] == "0.0-0.0-0.0"
