@@ -320,3 +320,20 @@ def test_file_size_report(lenet300):
     assert dense > (784 * 300 + 300 * 100 + 100 * 10) * 4
     assert df.loc["Sparse VD state_dict (with log_sigma2)", "bytes"] > 1.9 * dense
     assert df.attrs["size_ratio"] > 10
+
+
+def test_benchmark_fast_mode_smoke(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_compress.py"
+    spec = importlib.util.spec_from_file_location("bench_compress", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--fast", "--models", "lenet300", "--cache", "none"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "speedup_b1000_x" in out and "outputs equal (max abs diff <= 1e-5): PASS" in out
