@@ -129,9 +129,12 @@ plt.show()
 grad_var.map(lambda v: f"{v:.3g}")
 
 # %% [markdown]
-# One weight sample shared by the minibatch gives the noisiest gradients (log scale): its noise does not
-# average out over the examples. Drawing a weight per example and the LRT both decorrelate the examples;
-# the LRT does it at the cost of one extra matrix product instead of 100 weight matrices.
+# One weight sample shared by the minibatch gives the noisiest gradients for $\theta$ (log scale): its noise
+# does not average out over the examples. Drawing a weight per example decorrelates the examples, as
+# the LRT does, but for $\log\sigma^2$ it is still far noisier than the LRT: there each weight's gradient
+# carries that weight's own $\varepsilon_{ij}$, while under the LRT it sees the noise of the whole
+# pre-activation, scaled by the weight's share of its variance (Kingma et al. 2015, sec. 2.3). And the
+# LRT costs one extra matrix product instead of 100 weight matrices.
 #
 # ## 3. The objective: SGVLB with a KL warm-up
 #

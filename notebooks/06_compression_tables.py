@@ -110,8 +110,10 @@ tables = widgets.static_fallback(lambda reg_factor: widgets.regression_render(re
 # %% [markdown]
 # As in `pytorch_ard`'s table, compression grows with the reg factor: with no KL term nothing is
 # dropped; at $\beta = 1$ almost every weight goes, and the training error rises because the model is
-# now too small to fit the data closely. Whether the test error improves on the dense net depends on how
-# much the dense net overfits; the table above says it for our data set.
+# now too small to fit the data closely. On diabetes (shipped run) the dense net overfits: its training
+# MSE is near 0 and its test MSE above 1, worse than predicting the mean. The KL term acts as a
+# regulariser: the test error falls as the reg factor grows, to its best at $\beta = 1$ with about 99 % of the
+# weights dropped. `pytorch_ard`'s Boston table shows the same effect, best at $10^{-3}$ there.
 #
 # ## 2. LeNet-300-100: a grid over the reg factor and the threshold
 #

@@ -177,7 +177,7 @@ def plot_gradient_variance(table: pd.DataFrame):
         ax.set_xticks(range(len(table)))
         ax.set_xticklabels([s.replace(" ", "\n", 2) for s in table.index], fontsize="x-small")
         ax.set_yscale("log")
-        ax.set(xlabel="gradient estimator", ylabel="mean variance per parameter (gradient units^2)",
+        ax.set(xlabel="gradient estimator", ylabel="variance per parameter (grad. units^2)",
                title=col.replace("grad variance, ", "d loss / d "))
     fig.tight_layout()
     return fig

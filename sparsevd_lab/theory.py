@@ -212,4 +212,6 @@ def gradient_variance(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
                      "grad variance, log sigma2": float(torch.stack(grads_s).var(0).mean())})
     df = pd.DataFrame(rows).set_index("estimator")
     df["relative to LRT (theta)"] = df["grad variance, theta"] / df["grad variance, theta"].iloc[0]
+    df["relative to LRT (log sigma2)"] = (df["grad variance, log sigma2"]
+                                          / df["grad variance, log sigma2"].iloc[0])
     return df
