@@ -304,3 +304,12 @@ def test_load_result_missing_says_how_to_make_it(tmp_path):
         load_result("lenet5", root=tmp_path)
     with pytest.raises(ValueError, match="valid"):
         load_result("nope")
+
+
+def test_markdown_tables_of_shipped_results():
+    from sparsevd_lab.experiments.tables import markdown_tables
+
+    text = markdown_tables()
+    for path in RESULTS_DIR.glob("*.json"):
+        assert f"<!-- {path.name} -->" in text
+    assert "python -m sparsevd_lab.experiments" in text  # every table names its command

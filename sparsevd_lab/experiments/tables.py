@@ -44,7 +44,7 @@ def _regression(obj) -> str:
              f"{p['seed']}; wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
              "| | " + " | ".join(("reg " + k) if k != "dense" else k for k in keys) + " |",
              "|---|" + "---|" * len(keys)]
-    lines.append("| MSE train | " + " | ".join(_f(r["train_mse"], "{:.3f}") for r in rows) + " |")
+    lines.append("| MSE train | " + " | ".join(_f(r["train_mse"], "{:.2g}") for r in rows) + " |")
     lines.append("| MSE test | " + " | ".join(_f(r["test_mse"], "{:.3f}") for r in rows) + " |")
     lines.append("| compression % | " + " | ".join(_f(r["compression_%"]) for r in rows) + " |")
     lines.append("| pytorch_ard Boston: MSE train | "
