@@ -187,6 +187,7 @@ def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
     os.close(fd)
     try:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -293,6 +294,7 @@ def execute(source: str | os.PathLike, fast: bool = False, timeout: int = 600,
         os.close(fd)
         try:
             nbformat.write(nbk, tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600
             os.replace(tmp, out)
         finally:
             if os.path.exists(tmp):

@@ -351,6 +351,7 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
     os.close(fd)
     try:
         anim.save(tmp, writer=PillowWriter(fps=fps))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
