@@ -70,7 +70,7 @@ SEED = 0
 # and a weight with $\log\alpha \ge 3$ (dropped) is **white**.
 
 # %%
-lenet5 = nb.shipped_result("lenet5", dataset=None if DATASET == "mnist" else "offline-digits",
+lenet5 = nb.shipped_result("lenet5", dataset=DATASET,
                            live_epochs=2)
 snaps = experiments.load_snapshots(lenet5)
 epochs = [int(e) for e in snaps["epoch"]]
@@ -183,7 +183,7 @@ plt.show()
 # (each row of the first weight matrix reshaped to $28\times28$, dropped weights white):
 
 # %%
-lenet300 = nb.shipped_result("lenet300", dataset=None if DATASET == "mnist" else "offline-digits",
+lenet300 = nb.shipped_result("lenet300", dataset=DATASET,
                              live_epochs=2)
 s300 = experiments.load_snapshots(lenet300)
 imgs = [plots.weight_image(w.reshape(28, 28), la.reshape(28, 28), THRESHOLD)

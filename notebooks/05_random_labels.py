@@ -87,7 +87,7 @@ print(f"{noisy.train_size} training labels replaced; "
 # dropout $p = 0.5$ after each hidden layer, and a Sparse VD one with the authors' KL warm-up.
 
 # %%
-result = nb.shipped_result("random-labels", dataset=None if DATASET == "mnist" else "offline-digits",
+result = nb.shipped_result("random-labels", dataset=DATASET,
                            live_epochs=4)
 hist = {name: pd.DataFrame(h) for name, h in result["results"]["history"].items()}
 fig = plots.plot_history({"dense + dropout": hist["dense"], "Sparse VD": hist["sparse-vd"]},

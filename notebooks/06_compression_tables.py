@@ -123,10 +123,10 @@ tables = widgets.static_fallback(lambda reg_factor: widgets.regression_render(re
 
 # %%
 sweep = nb.shipped_result("classification-sweep",
-                          dataset=None if DATASET == "mnist" else "offline-digits", live_epochs=1)
+                          dataset=DATASET, live_epochs=1)
 points = experiments.result_frame(sweep)
 try:
-    lenet = nb.shipped_result("lenet300", dataset=None if DATASET == "mnist" else "offline-digits",
+    lenet = nb.shipped_result("lenet300", dataset=DATASET,
                               retrain=False, verbose=False)
     ref = widgets.table1(lenet).reset_index()
     reference = pd.DataFrame({"method": ref["method"] + " (lenet300 run)",
