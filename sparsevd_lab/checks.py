@@ -236,6 +236,9 @@ def check_lrt_linear(fn_or_class) -> None:
     theta_g = theta.clone().requires_grad_(True)
     ls_g = log_sigma2.clone().requires_grad_(True)
     g_out = _call(what, fn, x_small, theta_g, ls_g, bias)
+    if not getattr(g_out, "requires_grad", False):
+        _fail(what, "the output carries no gradient: sample with mu + std * eps (the "
+                    "reparameterisation trick), not torch.normal, and do not detach")
     g_out.sum().backward()
     if hasattr(fn, "layer"):  # a layer class: its own parameters get the gradients
         theta_g, ls_g = fn.layer.weight, fn.layer.log_sigma2

@@ -249,8 +249,9 @@ checks.check_compression_ratio(compression_ratio)
 #
 # The data: 5,000 real MNIST digits shipped with the package (no download), 4,000 for training.
 # Fill in one training step: forward pass, the KL of the whole model (the sum of each layer's
-# `kl()`), your `sgvlb`, then `zero_grad`, `backward`, `step`. The KL weight warms up linearly
-# (`sparsevd_lab.kl_warmup`). After each epoch we measure test accuracy (eval mode) and your
+# `kl()`), your `sgvlb` (call the result `loss`: it is logged), then `zero_grad`, `backward`,
+# `step`. The KL weight warms up linearly (`sparsevd_lab.kl_warmup`). After each epoch we measure
+# test accuracy (eval mode) and your
 # compression ratio. The check at the end asks for a test accuracy and a compression that a correct
 # solution reaches with room to spare; its thresholds are lower in fast mode.
 
@@ -283,7 +284,7 @@ def train_sparse_vd(model, data, epochs, lr=1e-3, batch_size=100, max_kl_weight=
         model.eval()
         with torch.no_grad():
             correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in test_loader)
-        history.append({"epoch": epoch + 1, "kl_weight": kl_weight, "loss": float(loss),
+        history.append({"epoch": epoch + 1, "kl_weight": kl_weight, "loss": float(loss.detach()),
                         "test_acc": correct / len(data.x_test),
                         "compression": compression_ratio(model)})
     return pd.DataFrame(history)
