@@ -38,6 +38,7 @@ __all__ = [
     "static_fallback",
     "show_table",
     "log_options",
+    "nearest",
     "table1",
 ]
 
@@ -93,7 +94,8 @@ def log_options(values: Sequence[float]) -> list[tuple[str, float]]:
     return [(f"{v:g}", float(v)) for v in sorted(float(v) for v in values)]
 
 
-def _nearest(options: Sequence[float], value: float, log: bool = False) -> float:
+def nearest(options: Sequence[float], value: float, log: bool = False) -> float:
+    """The stored option nearest to ``value``: on a log scale (0 counts as 1e-12) or linearly."""
     opts = [float(o) for o in options]
     if log:
         key = lambda o: abs(math.log10(max(o, 1e-12)) - math.log10(max(value, 1e-12)))  # noqa: E731
@@ -204,8 +206,8 @@ _SWEEP_COLS = ["reg_factor", "threshold", "error_%", "sparsity_%", "compression"
 
 
 def _select(points: pd.DataFrame, reg_factor: float, threshold: float) -> pd.DataFrame:
-    rf = _nearest(points["reg_factor"].unique(), reg_factor, log=True)
-    th = _nearest(points["threshold"].unique(), threshold)
+    rf = nearest(points["reg_factor"].unique(), reg_factor, log=True)
+    th = nearest(points["threshold"].unique(), threshold)
     return points[np.isclose(points["reg_factor"], rf) & np.isclose(points["threshold"], th)]
 
 
@@ -235,9 +237,9 @@ def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
     rfs = sorted(float(v) for v in points["reg_factor"].unique())
     ths = sorted(float(v) for v in points["threshold"].unique())
     sliders = {
-        "reg_factor": _slider(log_options(rfs), _nearest(rfs, reg_factor, log=True),
+        "reg_factor": _slider(log_options(rfs), nearest(rfs, reg_factor, log=True),
                               "reg factor (KL weight, log scale)"),
-        "threshold": _slider([(f"{t:g}", t) for t in ths], _nearest(ths, threshold),
+        "threshold": _slider([(f"{t:g}", t) for t in ths], nearest(ths, threshold),
                              "threshold on log alpha"),
     }
     return Explorer(lambda reg_factor, threshold: sweep_render(points, reg_factor, threshold, reference),
@@ -253,7 +255,7 @@ def regression_render(table: pd.DataFrame, reg_factor: float):
     (0 matches only 0), and the MSE / compression curves with that reg factor marked."""
     sv = table[table["model"] != "dense"]
     rfs = [float(v) for v in sv["reg_factor"]]
-    rf = _nearest(rfs, reg_factor, log=True)  # 0 counts as 1e-12 on the log scale
+    rf = nearest(rfs, reg_factor, log=True)  # 0 counts as 1e-12 on the log scale
     cols = [c for c in ("model", "reg_factor", "train_mse", "test_mse", "compression_%",
                         "sparsity_per_layer") if c in table.columns]
     rows = pd.concat([table[table["model"] == "dense"], sv[np.isclose(sv["reg_factor"].astype(float), rf)]])
@@ -266,7 +268,7 @@ def regression_render(table: pd.DataFrame, reg_factor: float):
 def regression_widget(table: pd.DataFrame, reg_factor: float = 1e-3) -> Explorer:
     """A slider over the stored reg factors of the regression table (0 first, then log-spaced)."""
     rfs = sorted(float(v) for v in table.loc[table["model"] != "dense", "reg_factor"])
-    sliders = {"reg_factor": _slider(log_options(rfs), _nearest(rfs, reg_factor, log=True),
+    sliders = {"reg_factor": _slider(log_options(rfs), nearest(rfs, reg_factor, log=True),
                                      "reg factor (KL weight, log scale)")}
     return Explorer(lambda reg_factor: regression_render(table, reg_factor), sliders, "regression")
 

@@ -101,9 +101,9 @@ def _points():
 
 def test_log_options_and_nearest():
     assert widgets.log_options([1.0, 0.01, 0.1]) == [("0.01", 0.01), ("0.1", 0.1), ("1", 1.0)]
-    assert widgets._nearest([0.01, 0.1, 1.0], 0.05, log=True) == 0.1
-    assert widgets._nearest([0.0, 1e-4, 1e-3], 0.0, log=True) == 0.0
-    assert widgets._nearest([0.0, 1.5, 3.0], 2.0) == 1.5
+    assert widgets.nearest([0.01, 0.1, 1.0], 0.05, log=True) == 0.1
+    assert widgets.nearest([0.0, 1e-4, 1e-3], 0.0, log=True) == 0.0
+    assert widgets.nearest([0.0, 1.5, 3.0], 2.0) == 1.5
 
 
 def test_sweep_render_picks_the_point():
