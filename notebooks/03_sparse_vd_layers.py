@@ -61,9 +61,9 @@ plots.use_style()
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE)
 DATASET = nb.DATASET  # "offline-digits" (no network); "mnist" downloads full MNIST (opt-in)
-EPOCHS = 1 if nb.FAST else 12  # live training epochs (the paper: 200; see the shipped results)
+EPOCHS = 1 if nb.FAST else 8  # live training epochs (the paper: 200; see the shipped results)
 N_TRAIN = 600 if nb.FAST else None  # training examples used live (None: all)
-GRAD_REPEATS = 30 if nb.FAST else 100  # draws for the gradient-variance comparison
+GRAD_REPEATS = 30 if nb.FAST else 50  # draws for the gradient-variance comparison
 SEED = 0
 
 # %% [markdown]
@@ -161,8 +161,11 @@ plt.show()
 history[["epoch", "kl_weight", "train_acc", "test_acc", "sparsity_%", "compression", "seconds"]].round(3)
 
 # %% [markdown]
-# Accuracy rises in the first epochs while $\beta$ is small; once the KL weight is on, sparsity climbs
-# within a few epochs and the test accuracy holds. The model's own report, in the paper's format:
+# Accuracy rises in the first epochs while $\beta$ is 0. Once the KL weight is on, sparsity climbs to about
+# 99 % within a few epochs and the test accuracy drops by a few points: with only 4,000 training
+# examples the KL term (divided by $N$ = 4,000, not 60,000) weighs a lot, and a short run leaves the data
+# term no time to recover. The 200-epoch shipped run below does better. The model's own report, in
+# the paper's format:
 
 # %%
 report = svd.sparsity_report(model)
@@ -181,18 +184,23 @@ report.round(2)
 # (60,000 images, 200 epochs); ours for the data set named in the provenance line.
 
 # %%
-result = nb.shipped_result("lenet300", dataset=None if DATASET == "mnist" else "offline-digits",
+result = nb.shipped_result("lenet300", dataset=DATASET,
                            live_epochs=2)
 t1 = widgets.table1(result)
-t1
+t1.round(2)
 
 # %% [markdown]
 # How to read it: error in %, sparsity as the paper writes it (the share of weights dropped in each of the
-# three layers), compression = all weights / kept weights. Sparse VD keeps most of the last layer
-# (every output class needs its inputs) and drops almost all of the first: most of the 784 input pixels
-# are background. Magnitude pruning at the *same* per-layer sparsity is the fair comparison; with a
-# fine-tune it comes close, which is the honest message of Gale et al. 2019. On 4,000 digits the errors
-# are higher than the paper's on 60,000.
+# three layers), compression = all weights / kept weights. Sparse VD drops almost all of the first layer
+# (most of the 784 input pixels are background) and keeps more of the last (every class needs inputs).
+# On 4,000 digits all errors are higher than the paper's on 60,000.
+#
+# Magnitude pruning at the *same* per-layer sparsity is the fair comparison. Here it is one-shot: prune
+# the trained dense net, then fine-tune for a few epochs. At moderate sparsity that comes close to
+# Sparse VD, but at the extreme sparsity Sparse VD chooses for LeNet-300-100 one-shot pruning can fail
+# to recover (compare the error column): Sparse VD learns *which* weights to keep while it trains.
+# Gradual magnitude pruning (Zhu & Gupta 2017; Gale et al. 2019) is the stronger form of this baseline
+# and the one to beat in practice.
 
 # %%
 fig = plots.plot_history({k: pd.DataFrame(v) for k, v in result["results"]["history"].items()
