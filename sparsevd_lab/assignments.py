@@ -232,10 +232,13 @@ def build(solutions: str | os.PathLike = SOLUTIONS_DIR, out: str | os.PathLike =
     return written
 
 
-def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600) -> list[dict]:
+def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600,
+           write: bool = False) -> list[dict]:
     """Execute the student notebook ``path`` cell by cell (errors allowed, as Neuromatch's executor
     does) and return the errors, one {"cell", "ename", "evalue"} per failing cell. Raises
-    ``AssertionError`` listing them when any error is not a NotImplementedError from a stub."""
+    ``AssertionError`` listing them when any error is not a NotImplementedError from a stub.
+    A solution notebook verifies with no error at all. ``write`` saves the executed notebook (with
+    its outputs) back to ``path``; the kernel may take up to ``timeout`` seconds to start."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -244,13 +247,16 @@ def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600) -> li
     before = os.environ.get("SPARSEVD_FAST")
     os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
     try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+        NotebookClient(notebook, timeout=timeout, startup_timeout=timeout, kernel_name="python3",
+                       allow_errors=True,
                        resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
     finally:
         if before is None:
             os.environ.pop("SPARSEVD_FAST", None)
         else:
             os.environ["SPARSEVD_FAST"] = before
+    if write:
+        _write_atomic(path, nbformat.writes(notebook))
     errors = []
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):

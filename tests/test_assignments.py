@@ -183,20 +183,14 @@ def _check_calls(notebook) -> int:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_solution_notebook_passes_every_check_in_fast_mode(name, tmp_path):
-    # run a copy, so that the committed default-mode outputs stay untouched
-    shutil.copy(SOLUTIONS / f"{name}.py", tmp_path / f"{name}.py")
-    errors = asg.verify(_executable_copy(tmp_path / f"{name}.py"), fast=True)
-    assert errors == []
+    # run a copy, so that the committed default-mode outputs stay untouched; any error fails
+    target = tmp_path / f"{name}.ipynb"
+    nbformat.write(jupytext.read(SOLUTIONS / f"{name}.py"), target)
+    assert asg.verify(target, fast=True, write=True) == []
     executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-    assert text.count("OK: ") == _check_calls(executed)
-    assert "mode: fast" in text
-
-
-def _executable_copy(py: Path) -> Path:
-    target = py.with_suffix(".ipynb")
-    nbformat.write(jupytext.read(py), target)
-    return target
+    assert text.count("OK: ") == _check_calls(executed) > 0
+    assert "mode: fast" in text and "OK: training" in text
 
 
 @pytest.mark.parametrize("name", NAMES)
