@@ -68,8 +68,14 @@ def _call(what: str, fn: Callable, *args, **kwargs):
             f"{what} is not written yet: replace `raise NotImplementedError` under "
             f"`# YOUR CODE HERE` with your code, run that cell, then run this check again") from None
     except TypeError as err:
-        _fail(what, f"calling it as {_signature_hint(fn, args, kwargs)} raised TypeError: {err}. "
-                    f"Keep the signature given in the exercise")
+        try:
+            inspect.signature(fn).bind(*args, **kwargs)
+        except TypeError:
+            _fail(what, f"it cannot be called as {_signature_hint(fn, args, kwargs)} ({err}). "
+                        f"Keep the signature given in the exercise")
+        except ValueError:  # pragma: no cover - builtins without a signature
+            pass
+        raise  # a TypeError inside the student's code: their own traceback says more
     if out is None:
         _fail(what, "it returned None: did you forget the `return` statement?")
     return out

@@ -50,10 +50,9 @@ REFERENCE = [
 @pytest.mark.parametrize("check,fn,line", REFERENCE,
                          ids=[f"{c.__name__}-{getattr(f, '__name__', f)}" for c, f, _ in REFERENCE])
 def test_check_accepts_reference_fast_and_prints_ok(check, fn, line, capsys):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: wall time on shared CI cores says little
     check(fn)
-    # "well under a second" on an idle machine; generous here because CI cores are shared
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 1.0
     assert capsys.readouterr().out.startswith(line)
 
 
@@ -187,6 +186,14 @@ def test_unfilled_stub_reports_not_implemented(check):
 
     with pytest.raises(NotImplementedError, match="YOUR CODE HERE"):
         check(stub)
+
+
+def test_type_error_inside_the_students_code_is_not_blamed_on_the_signature():
+    def buggy(theta, log_sigma2):
+        return log_sigma2 - torch.log(theta * theta, "oops")
+
+    with pytest.raises(TypeError, match="log"):
+        checks.check_log_alpha(buggy)
 
 
 def test_layer_class_without_the_parameter_names_is_explained():
