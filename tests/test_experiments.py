@@ -313,3 +313,11 @@ def test_markdown_tables_of_shipped_results():
     for path in RESULTS_DIR.glob("*.json"):
         assert f"<!-- {path.name} -->" in text
     assert "python -m sparsevd_lab.experiments" in text  # every table names its command
+
+
+def test_kl_warmup_is_the_authors_for_long_runs_and_gentle_for_short_ones():
+    f, w = runners._warmup(200)
+    assert (w["kl_warmup_start"], w["kl_warmup_end"]) == (5, 20)
+    assert f(4) == 0.0 and f(20) == 1.0
+    f, w = runners._warmup(10, max_weight=3.0)
+    assert f(0) == 0.0 and f(9) == 3.0 and 0 < f(3) < 3.0  # ramps over the first half
