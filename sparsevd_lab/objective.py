@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import svdo_layers
+from .layers import kl_sum, svdo_layers
 
 __all__ = ["SGVLB", "model_kl", "kl_warmup"]
 
@@ -22,7 +22,7 @@ def model_kl(model: nn.Module) -> Tensor:
     if not layers:
         raise ValueError("model has no Sparse VD layers (LinearSVDO / Conv2dSVDO); "
                          "convert it with sparsevd_lab.from_dense(model)")
-    return sum(m.kl() for _, m in layers)
+    return kl_sum(m for _, m in layers)
 
 
 class SGVLB(nn.Module):
@@ -59,8 +59,7 @@ class SGVLB(nn.Module):
         if not self._layers:
             raise ValueError("SGVLB needs a model with Sparse VD layers (LinearSVDO / Conv2dSVDO); "
                              "convert a dense model with sparsevd_lab.from_dense(model)")
-        self.data_term = float("nan")
-        self.kl_term = float("nan")
+        self._last: tuple[Tensor, Tensor] | None = None
 
     @property
     def kl_weight(self) -> float:
@@ -73,15 +72,28 @@ class SGVLB(nn.Module):
             raise ValueError(f"kl_weight must be a finite number >= 0 (1 is the true ELBO); got {value}")
         self._kl_weight = value
 
+    @property
+    def data_term(self) -> float:
+        """The mean data loss of the last call (NaN before the first)."""
+        return float(self._last[0]) if self._last is not None else float("nan")
+
+    @property
+    def kl_term(self) -> float:
+        """The summed KL of the last call, before the kl_weight / N scaling (NaN before the first)."""
+        return float(self._last[1]) if self._last is not None else float("nan")
+
     def kl(self) -> Tensor:
-        return sum(m.kl() for m in self._layers)
+        """Summed KL of all Sparse VD layers (one fused pass)."""
+        return kl_sum(self._layers)
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         data = self.loss(output, target)
-        kl = self.kl()
-        self.data_term = float(data.detach())
-        self.kl_term = float(kl.detach())
-        return data + (self._kl_weight / self.train_size) * kl
+        scale = self._kl_weight / self.train_size
+        kl = kl_sum(self._layers, grad_scale=scale)
+        # kept as tensors: converting to float here would force a GPU sync on every step
+        self._last = (data.detach(), kl.detach())
+        # eq. 3 divided by N: mean data loss + kl_weight * KL / N
+        return data + scale * kl
 
     def extra_repr(self) -> str:
         name = getattr(self.loss, "__name__", type(self.loss).__name__)

@@ -73,7 +73,11 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
-    return torch.optim.Adam(groups, lr=lr)
+    # The fused Adam kernel does one pass per tensor instead of about seven: it matters more with
+    # Sparse VD, which has two tensors (theta and log_sigma2) per weight matrix.
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64)
+                for g in groups for p in g["params"])
+    return torch.optim.Adam(groups, lr=lr, fused=fused or None)
 
 
 @torch.no_grad()

@@ -261,3 +261,79 @@ def test_functional_eval_paths():
     wc = torch.randn(2, 1, 3, 3)
     out = conv2d_svdo(torch.randn(1, 1, 5, 5), wc, torch.full_like(wc, -30.0), None, training=False)
     assert out.shape == (1, 2, 3, 3) and out.abs().sum() > 0
+
+
+def _reference_kl(layers):
+    return sum(kl_approx(compute_log_alpha(m.weight, m.log_sigma2)).sum() for m in layers)
+
+
+def _spread_parameters(layers, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in layers:
+            m.log_sigma2.copy_(torch.randn(m.log_sigma2.shape, generator=g) * 8 - 5)
+        first = layers[0]
+        first.log_sigma2.view(-1)[:4] = torch.tensor([-200.0, 200.0, 85.0, -60.0])
+        first.weight.view(-1)[:4] = torch.tensor([0.0, 1e-30, 50.0, 3.0])
+
+
+@pytest.mark.parametrize("fused", ["1", "0"])
+@pytest.mark.parametrize("grad_scale", [1.0, 1e-4])
+def test_kl_sum_matches_reference_value_and_gradient(monkeypatch, fused, grad_scale):
+    """The fast KL paths (compiled CPU kernel, or torch._foreach_ ops) against the plain formula."""
+    from sparsevd_lab import kernels
+    from sparsevd_lab.layers import kl_sum
+
+    monkeypatch.setenv("SPARSEVD_FUSED_KL", fused)
+    layers = [LinearSVDO(40, 30), Conv2dSVDO(3, 4, 3, groups=1), LinearSVDO(30, 5, bias=False)]
+    _spread_parameters(layers)
+    params = [p for m in layers for p in (m.weight, m.log_sigma2)]
+    kl = kl_sum(layers, grad_scale=grad_scale)
+    assert (type(kl.grad_fn).__name__ == "_KLSumFusedBackward") == (fused == "1")
+    ref = _reference_kl(layers)
+    assert float(kl.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
+    # the loss gives the KL a weight of 0.3 (not grad_scale): the gradient must still be exact
+    got = torch.autograd.grad(0.3 * kl, params)
+    want = torch.autograd.grad(0.3 * ref, params)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-6 * float(w.abs().max()))
+    assert kernels.fused_kl_enabled(params) == (fused == "1")
+
+
+def test_layer_kl_reuses_forward_variance_and_sgvlb_gradient():
+    layer = LinearSVDO(6, 4)
+    _spread_parameters([layer], seed=1)
+    layer(torch.randn(3, 6))  # train-mode forward fills the variance cache
+    with torch.no_grad():
+        layer.log_sigma2.add_(0.5)  # an optimiser step: the cache must not be used any more
+    kl = layer.kl()
+    assert float(kl.detach()) == pytest.approx(float(_reference_kl([layer]).detach()), rel=1e-5)
+
+
+def test_kernel_setting_validation(monkeypatch):
+    from sparsevd_lab import kernels
+
+    monkeypatch.setenv("SPARSEVD_FUSED_KL", "maybe")
+    with pytest.raises(ValueError, match="SPARSEVD_FUSED_KL"):
+        kernels.fused_kl_enabled([torch.zeros(2)])
+    monkeypatch.setenv("SPARSEVD_FUSED_KL", "auto")
+    assert not kernels.fused_kl_enabled([torch.zeros(2, dtype=torch.float64)])  # float32 only
+
+
+def test_module_gradcheck_float64_linear_and_grouped_conv():
+    torch.manual_seed(0)
+    lin = LinearSVDO(3, 2, dtype=torch.float64)
+    conv = Conv2dSVDO(2, 4, 3, padding=1, groups=2, bias=False, dtype=torch.float64)
+    for layer, x in [(lin, torch.randn(4, 3, dtype=torch.float64)),
+                     (conv, torch.randn(2, 2, 5, 5, dtype=torch.float64))]:
+        with torch.no_grad():
+            layer.log_sigma2.fill_(-2.0)
+        names = [n for n, _ in layer.named_parameters()]
+
+        def f(x, *ps):
+            torch.manual_seed(7)  # the same noise at every evaluation
+            return torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+
+        x.requires_grad_()
+        inputs = (x, *[p.detach().clone().requires_grad_() for p in layer.parameters()])
+        assert torch.autograd.gradcheck(f, inputs)
