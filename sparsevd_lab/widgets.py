@@ -306,14 +306,20 @@ def retrain_button(train: Callable[[], object], description: str = "Train a smal
 
 
 def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
-                    settings: Sequence[Mapping[str, object]], name: str = "static") -> list:
+                    settings: Sequence[Mapping[str, object]], name: str = "static",
+                    save_as: Sequence[str | None] | None = None) -> list:
     """Render each setting as ordinary output (table, then figure): the same ``render`` the widget
-    uses, for readers of a static copy. Returns the tables."""
+    uses, for readers of a static copy. ``save_as`` names a figure file per setting (saved with
+    ``notebook.savefig``: default mode only). Returns the tables."""
+    from .notebook import savefig
+
     tables = []
-    for s in settings:
-        table, _ = render(**s)
+    for i, s in enumerate(settings):
+        table, fig = render(**s)
         show_table(table, ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                                     for k, v in s.items()), css_class=f"sparsevd-{name}-table")
+        if save_as is not None and i < len(save_as) and save_as[i]:
+            savefig(fig, save_as[i])
         plt.show()
         tables.append(table)
     return tables

@@ -200,3 +200,14 @@ def test_table1_puts_ours_beside_the_paper():
     assert t.loc["Sparse VD", "compression x (paper)"] == 68
     assert math.isinf(t.loc["Sparse VD", "compression x (ours)"])
     assert t.loc["dense", "sparsity per layer % (ours)"] == "0.0-0.0-0.0"
+
+
+def test_static_fallback_saves_figures_in_default_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARSEVD_FIGURES", str(tmp_path))
+    monkeypatch.setenv("SPARSEVD_FAST", "0")
+    widgets.static_fallback(widgets.prior_render, [{"theta": 1.0, "alpha": 1.0},
+                                                   {"theta": 1.0, "alpha": 2.0}], save_as=["a.png", None])
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    monkeypatch.setenv("SPARSEVD_FAST", "1")
+    widgets.static_fallback(widgets.prior_render, [{"theta": 1.0, "alpha": 1.0}], save_as=["b.png"])
+    assert not (tmp_path / "b.png").exists()
