@@ -124,6 +124,7 @@ def test_prior_slider_01(ran):
     page, _ = ran("01_log_uniform_prior")
     explorer = "sparsevd-prior"
     before = H.explorer_output(page, explorer)
+    H.screenshot(page, "01_prior_initial", page.locator(f".{explorer}").first)
     alpha = H.slider(page, explorer, "alpha")
     theta = H.slider(page, explorer, "theta")
     st = H.slider_state(alpha)
@@ -153,6 +154,7 @@ def test_snapshot_epoch_slider_04(ran):
     epochs = [int(e) for e in snaps["epoch"]]
     explorer = "sparsevd-snapshot-conv1"
     before = H.explorer_output(page, explorer)
+    H.screenshot(page, "04_snapshot_conv1_initial", page.locator(f".{explorer}").first)
     epoch = H.slider(page, explorer, "epoch")
     state = H.drag_slider(page, epoch, 0.0)
     e = int(state["readout"])
@@ -189,6 +191,7 @@ def test_sweep_sliders_06(ran):
     th_slider = H.slider(page, explorer, "threshold")
     _style()
     shown = H.explorer_output(page, explorer)
+    H.screenshot(page, "06_sweep_initial", page.locator(f".{explorer}").first)
     for step, (sl, fraction) in enumerate([(rf_slider, 0.0), (th_slider, 1.0)], 1):
         state = H.drag_slider(page, sl, fraction)
         rf = float(H.slider_state(rf_slider)["readout"])
