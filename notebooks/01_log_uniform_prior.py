@@ -134,7 +134,8 @@ widgets.prior_widget(THETA, ALPHA)
 
 # %%
 tables = widgets.static_fallback(widgets.prior_render, [
-    {"theta": 1.0, "alpha": 0.1}, {"theta": 1.0, "alpha": 1.0}, {"theta": 0.5, "alpha": 20.0}])
+    {"theta": 1.0, "alpha": 0.1}, {"theta": 1.0, "alpha": 1.0}, {"theta": 0.5, "alpha": 20.0}],
+    save_as=["01_posterior_alpha0.1.png", "01_posterior_alpha1.png", "01_posterior_alpha20.png"])
 
 # %% [markdown]
 # With $\alpha = 0.1$ the posterior is a narrow bump around $\theta$ (dropout rate 0.09). With $\alpha = 1$
