@@ -304,11 +304,12 @@ def plot_pixel_map(kept_per_pixel: np.ndarray, total: int | None = None, image: 
     fig, axes = _fig_axes(ncols, size=(4.2, 3.6))
     shown = np.ma.masked_equal(kept, 0)
     im = axes[0].imshow(shown, cmap=matplotlib.colormaps["viridis"].with_extremes(bad="white"),
-                        vmin=0, vmax=total or max(1, kept.max()))
+                        vmin=0, vmax=max(1, kept.max()))
     n_used = int((kept > 0).sum())
-    axes[0].set(title=f"Kept weights per input pixel\n{n_used} of {kept.size} pixels used (white: none)",
+    of = f" of {total}" if total else ""
+    axes[0].set(title=f"Kept weights{of} per input pixel\n{n_used} of {kept.size} pixels used",
                 xlabel="pixel column", ylabel="pixel row")
-    fig.colorbar(im, ax=axes[0], label="kept weights (count)")
+    fig.colorbar(im, ax=axes[0], label="kept weights (count; white: 0)")
     if image is not None:
         im2 = axes[1].imshow(image, cmap="gray_r")
         axes[1].set(title="Mean training image", xlabel="pixel column", ylabel="pixel row")
