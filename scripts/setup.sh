@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv with everything the notebooks and the tests need. Safe to run again (it reuses .venv).
+# torch is installed first and pinned, so that no resolver pulls a CUDA build of several GB.
+#   bash scripts/setup.sh            # package, notebooks, JupyterLab, test tools
+#   bash scripts/setup.sh e2e        # ... plus Playwright for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="dev,lab"
+[ "${1:-}" = "e2e" ] && extras="$extras,e2e"
+if [ ! -x .venv/bin/python ]; then
+  "${PYTHON:-python3}" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
+.venv/bin/python -c "import torch, sparsevd_lab; print('sparsevd_lab', sparsevd_lab.__version__, '| torch', torch.__version__)"
