@@ -11,7 +11,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null
   fi
 fi
-export SPARSEVD_FAST=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+export SPARSEVD_FAST=1 PYTHONHASHSEED=0
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider tests notebooks/*.ipynb --nbval-lax "$@"
 rc=$?
