@@ -24,9 +24,9 @@
 # prints a line starting with `OK:` or says what is wrong. Do not rename the functions or their
 # arguments; the checks and the later exercises call them by name.
 #
-# **Time on CPU:** the checks take under a second each. The training exercise (30 epochs) needs about
-# 5 minutes of CPU time in default mode (4 min 47 s measured for the whole notebook, 2 cores); fast
-# mode (`SPARSEVD_FAST=1`: 3 epochs on 1,000 digits) takes seconds.
+# **Time on CPU:** the checks take under a second each. The training exercise (30 epochs) takes about
+# 5 minutes in default mode (the whole notebook: 5 min 35 s on 2 CPU cores); fast mode
+# (`SPARSEVD_FAST=1`: 3 epochs on 1,000 digits) takes seconds.
 #
 # **Paper.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017 (equation numbers below are the paper's). Notebooks 01-03 of this lab explain the ideas;
