@@ -302,7 +302,7 @@ def main(argv=None) -> int:
         for src in _solution_sources(Path(args.solutions)):
             target = Path(args.out) / f"{src.stem}.ipynb"
             errors = verify(target, fast=not args.default)
-            print(f"{target}: {len(errors)} stub(s) raised NotImplementedError, no other error")
+            print(f"{target}: {len(errors)} cell(s) stopped at NotImplementedError (unfilled stubs), no other error")
         return 0
     except (MarkerError, FileNotFoundError, AssertionError) as err:
         print(f"error: {err}", file=sys.stderr)
