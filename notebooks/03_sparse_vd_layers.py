@@ -20,8 +20,8 @@
 # 3. train LeNet-300-100 with the SGVLB objective and a KL warm-up, and read the paper-style table
 #    (error, per-layer sparsity, compression) beside the paper's Table 1 and magnitude pruning.
 #
-# **Time on CPU:** about 2-3 minutes in default mode (a short live training run on 4,000 offline digits;
-# the full results come from files shipped with the package), under a minute in fast mode.
+# **Time on CPU:** about 2 minutes in default mode on 2 cores (a short live training run on 4,000
+# offline digits; the full results come from files shipped with the package), under a minute in fast mode.
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017 (eq. 3, 14, 15, 17; Table 1); Kingma, Salimans, Welling,

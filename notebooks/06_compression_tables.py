@@ -105,7 +105,7 @@ widgets.regression_widget(reg_table, reg_factor=1e-3)
 # %%
 tables = widgets.static_fallback(lambda reg_factor: widgets.regression_render(reg_table, reg_factor),
                                  [{"reg_factor": 0.0}, {"reg_factor": 1e-3}, {"reg_factor": 1.0}],
-                                 name="regression")
+                                 name="regression", save_as=[None, None, "06_regression_sweep.png"])
 
 # %% [markdown]
 # As in `pytorch_ard`'s table, compression grows with the reg factor: with no KL term nothing is
@@ -150,7 +150,8 @@ rfs = sorted(points["reg_factor"].unique())
 shown = sorted({rfs[0], widgets.nearest(rfs, 1.0, log=True), rfs[-1]})
 tables = widgets.static_fallback(
     lambda reg_factor, threshold: widgets.sweep_render(points, reg_factor, threshold, reference),
-    [{"reg_factor": rf, "threshold": 3.0} for rf in shown], name="sweep")
+    [{"reg_factor": rf, "threshold": 3.0} for rf in shown], name="sweep",
+    save_as=[f"06_accuracy_compression_reg{rf:g}.png" for rf in shown])
 
 # %%
 print("test error (%), rows: reg factor, columns: threshold")

@@ -174,3 +174,38 @@ def test_shipped_result_loads_or_runs_live(monkeypatch, capsys):
     del calls["run"]
     res = nb.shipped_result("lenet300", retrain=True, verbose=False)
     assert res["live"] is True and "run" in calls
+
+
+# ------------------------------------------------------------------------- the committed notebooks
+
+NOTEBOOKS = sorted((__import__("pathlib").Path(__file__).parent.parent / "notebooks").glob("0*.py"))
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_paired_clean_and_complete(py):
+    import jupytext
+
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.exists(), f"{ipynb.name} missing: python -m sparsevd_lab.notebook {py}"
+    src = jupytext.read(py)
+    raw = json.loads(ipynb.read_text())
+    # the .ipynb holds the .py's cells (rebuild with python -m sparsevd_lab.notebook when this fails)
+    assert [c["source"] if isinstance(c["source"], str) else "".join(c["source"]) for c in raw["cells"]] \
+        == [c.source for c in src.cells]
+    assert set(raw["metadata"]) == {"kernelspec", "jupytext"}
+    assert raw["metadata"]["kernelspec"]["name"] == "python3"
+    assert raw["metadata"]["jupytext"]["formats"] == "ipynb,py:percent"
+    code = [c for c in raw["cells"] if c["cell_type"] == "code"]
+    assert all(c["outputs"] or c["execution_count"] for c in code[:1]), "not executed"
+    assert all("execution" not in c["metadata"] for c in code)
+    first_md = "".join(raw["cells"][0]["source"])
+    name = py.stem
+    assert first_md.startswith("# ") and "Learning goals" in first_md and "Time on CPU" in first_md
+    assert f"colab.research.google.com/github/sparsevd-lab/sparsevd-lab/blob/main/notebooks/{name}.ipynb" \
+        in first_md and "colab-badge.svg" in first_md and "arxiv.org/abs/1701.05369" in first_md
+    setup = "".join(code[0]["source"])
+    assert '"google.colab" in sys.modules' in setup and "nb.require(MIN_VERSION" in setup
+    assert any("parameters" in c["metadata"].get("tags", []) for c in code)
+    assert any("# NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code)
+    assert not any(o.get("output_type") == "error" for c in code for o in c["outputs"])
+    assert "mode: default" in "".join(code[0]["outputs"][0]["text"]), "commit a default-mode run"
