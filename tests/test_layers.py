@@ -323,9 +323,9 @@ def test_kernel_setting_validation(monkeypatch):
 def test_module_gradcheck_float64_linear_and_grouped_conv():
     torch.manual_seed(0)
     lin = LinearSVDO(3, 2, dtype=torch.float64)
-    conv = Conv2dSVDO(2, 4, 3, padding=1, groups=2, bias=False, dtype=torch.float64)
+    conv = Conv2dSVDO(2, 2, 3, padding=1, groups=2, bias=False, dtype=torch.float64)
     for layer, x in [(lin, torch.randn(4, 3, dtype=torch.float64)),
-                     (conv, torch.randn(2, 2, 5, 5, dtype=torch.float64))]:
+                     (conv, torch.randn(1, 2, 4, 4, dtype=torch.float64))]:
         with torch.no_grad():
             layer.log_sigma2.fill_(-2.0)
         names = [n for n, _ in layer.named_parameters()]
