@@ -1,8 +1,5 @@
-import math
-
 import pytest
 import torch
-from torch import nn
 
 from sparsevd_lab import (evaluate, fit, lenet_300_100, load_regression, load_sklearn_digits,
                           lr_factor, make_optimizer, mlp_regressor, resolve_device, set_seed)

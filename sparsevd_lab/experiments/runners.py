@@ -8,7 +8,6 @@ every cut is written into the provenance.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import os
@@ -24,7 +23,7 @@ from torch import nn
 
 from .. import data as _data
 from ..data import DataBundle, TensorLoader
-from ..layers import Conv2dSVDO, LinearSVDO, svdo_layers
+from ..layers import svdo_layers
 from ..models import from_dense, lenet5, lenet_300_100, mlp_regressor, vgg_like
 from ..objective import kl_warmup
 from ..reports import layer_sparsity, sparsity_string
@@ -446,31 +445,6 @@ def synthetic_cifar(n_train: int = 512, n_test: int = 256, seed: int = 0) -> Dat
                       f"(random tensors, not CIFAR-10)", x_tr, y_tr, x_te, y_te)
 
 
-def _from_dense(dense: nn.Module, log_sigma2_init: float, notes: dict) -> nn.Module:
-    """``sparsevd_lab.from_dense``; if it fails on a parameter-free child (an early version read
-    ``.weight`` of every child), copy the dense weights into a fresh Sparse VD twin instead."""
-    try:
-        return from_dense(dense, log_sigma2_init=log_sigma2_init)
-    except AttributeError as err:
-        notes["from_dense_fallback"] = f"sparsevd_lab.from_dense raised {err!r}; weights copied by hand"
-        svdo = copy.deepcopy(dense)
-        for name, m in list(svdo.named_children()):
-            if type(m) in (nn.Linear, nn.Conv2d):
-                if type(m) is nn.Linear:
-                    twin = LinearSVDO(m.in_features, m.out_features, bias=m.bias is not None,
-                                      log_sigma2_init=log_sigma2_init)
-                else:
-                    twin = Conv2dSVDO(m.in_channels, m.out_channels, m.kernel_size, m.stride,
-                                      m.padding, m.dilation, m.groups, bias=m.bias is not None,
-                                      log_sigma2_init=log_sigma2_init)
-                with torch.no_grad():
-                    twin.weight.copy_(m.weight)
-                    if m.bias is not None:
-                        twin.bias.copy_(m.bias)
-                setattr(svdo, name, twin.to(m.weight.device))
-        return svdo
-
-
 def run_vgg_like(ctx: Context) -> dict:
     recipe = RECIPES["vgg_like"]
     k = 0.125 if ctx.fast or ctx.dataset == "synthetic-cifar" else 1.0
@@ -482,7 +456,7 @@ def run_vgg_like(ctx: Context) -> dict:
     ctx.log(f"[vgg-like] dense pre-training (k={k}), {epochs} epochs, Adam 1e-3")
     h = ctx.fit(dense, epochs=epochs, lr=1e-3, batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
     history["dense"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc", "seconds"])
-    svdo = _from_dense(dense, log_sigma2_init=-15.0, notes=ctx.config)
+    svdo = from_dense(dense, log_sigma2_init=-15.0)
     schedule, warm = _warmup(epochs)
     ctx.log(f"[vgg-like] Sparse VD from the pretrained net, {epochs} epochs, Adam {recipe['lr']:g}")
     h = ctx.fit(svdo, epochs=epochs, lr=recipe["lr"], batch_size=recipe["batch_size"],
