@@ -24,14 +24,14 @@ multiply-adds per layer, ``file_size_report`` compares file sizes. Introduced in
 from __future__ import annotations
 
 import copy
+import base64
 import json
-import math
 import os
 import statistics
-import struct
 import tempfile
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 FORMAT_NAME = "sparsevd_lab.compressed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STORAGES = ("auto", "dense", "sparse")
 
 
@@ -726,19 +726,60 @@ def save_compressed(model: nn.Module, path: str | os.PathLike, *, values_dtype: 
     modules = [_module_spec(i, m, tensors, _VALUE_DTYPES[values_dtype])
                for i, m in enumerate(model)]
     arch = {"modules": modules, "info": model.info, "values_dtype": values_dtype}
+    blobs, index = _pack(tensors)
     metadata = {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION),
-                "architecture": json.dumps(arch, default=float)}
+                "architecture": encode_architecture(arch),
+                "index": json.dumps(index, separators=(",", ":"))}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        save_file(blobs, tmp, metadata=metadata)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+# A small model's file is dominated by its header (the architecture and one safetensors entry per
+# tensor), so the architecture is stored as zlib-compressed JSON and the tensors are packed into one
+# flat blob per dtype, with a compact index: LeNet-300-100 at 300x compression is then ~6 KB.
+
+
+def encode_architecture(arch: dict) -> str:
+    """Architecture dict -> compact JSON, zlib-compressed, base64 text (safetensors metadata)."""
+    raw = json.dumps(arch, default=float, separators=(",", ":")).encode()
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def decode_architecture(text: str) -> dict:
+    """The inverse of ``encode_architecture``."""
+    return json.loads(zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True)))
+
+
+def _pack(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, list]]:
+    groups: dict[str, list] = {}
+    index: dict[str, list] = {}
+    for name, t in tensors.items():
+        key = str(t.dtype).replace("torch.", "")
+        parts = groups.setdefault(key, [])
+        offset = sum(p.numel() for p in parts)
+        index[name] = [key, offset, list(t.shape)]
+        parts.append(t.contiguous().reshape(-1))
+    return {f"blob_{k}": torch.cat(v) for k, v in groups.items()}, index
+
+
+def _unpack(blobs: dict[str, Tensor], index: dict[str, list]) -> dict[str, Tensor]:
+    out = {}
+    for name, (key, offset, shape) in index.items():
+        blob = blobs[f"blob_{key}"]
+        n = int(np.prod(shape)) if shape else 1
+        if offset < 0 or offset + n > blob.numel():
+            raise ValueError(f"tensor {name!r} lies outside its blob")
+        out[name] = blob[offset:offset + n].reshape(shape)
+    return out
 
 
 def _bad(path, what: str) -> CompressedFileError:
@@ -846,15 +887,18 @@ def load_compressed(path: str | os.PathLike, device: str | torch.device = "cpu")
         if version != FORMAT_VERSION:
             raise _bad(path, f"format version {meta.get('format_version')!r}, this sparsevd_lab "
                              f"reads version {FORMAT_VERSION}")
-        keys = set(fh.keys())
+        try:
+            stored = _unpack({k: fh.get_tensor(k) for k in fh.keys()}, json.loads(meta["index"]))
+        except Exception as err:
+            raise _bad(path, f"its tensor index is damaged ({type(err).__name__}: {err})") from None
 
         def get(key: str) -> Tensor:
-            if key not in keys:
+            if key not in stored:
                 raise KeyError(f"tensor {key!r} is missing")
-            return fh.get_tensor(key)
+            return stored[key]
 
         try:
-            arch = json.loads(meta["architecture"])
+            arch = decode_architecture(meta["architecture"])
             modules = [_build_module(spec, get) for spec in arch["modules"]]
         except Exception as err:
             raise _bad(path, f"its architecture cannot be rebuilt ({type(err).__name__}: {err})") \

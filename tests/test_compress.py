@@ -271,20 +271,26 @@ def test_load_rejects_truncated_foreign_and_missing(tmp_path, lenet300):
 
 
 def test_load_rejects_tampered_architecture(tmp_path, lenet300):
-    import json
-
     from safetensors import safe_open
     from safetensors.torch import save_file
+
+    from sparsevd_lab.compress import decode_architecture, encode_architecture
 
     good = save_compressed(lenet300, tmp_path / "good.safetensors")
     with safe_open(str(good), "pt") as fh:
         meta = fh.metadata()
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    arch = json.loads(meta["architecture"])
+    arch = decode_architecture(meta["architecture"])
     arch["modules"][0] = {"type": "os.system", "args": "echo hi"}
-    save_file(tensors, tmp_path / "bad.safetensors", {**meta, "architecture": json.dumps(arch)})
+    save_file(tensors, tmp_path / "bad.safetensors", {**meta, "architecture": encode_architecture(arch)})
     with pytest.raises(CompressedFileError, match="unknown module type"):
         load_compressed(tmp_path / "bad.safetensors")
+    save_file(tensors, tmp_path / "noindex.safetensors", {**meta, "index": "{}"})
+    with pytest.raises(CompressedFileError, match="missing"):
+        load_compressed(tmp_path / "noindex.safetensors")
+    save_file(tensors, tmp_path / "badindex.safetensors", {**meta, "index": '{"x":["float32",99999,[5]]}'})
+    with pytest.raises(CompressedFileError, match="index"):
+        load_compressed(tmp_path / "badindex.safetensors")
     save_file(tensors, tmp_path / "v9.safetensors", {**meta, "format_version": "9"})
     with pytest.raises(CompressedFileError, match="version"):
         load_compressed(tmp_path / "v9.safetensors")
