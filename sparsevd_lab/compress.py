@@ -664,6 +664,12 @@ def _module_spec(i: int, m: nn.Module, tensors: dict, values_dtype: torch.dtype)
     if t is nn.Flatten:
         return {"type": "flatten"}
     if t is IndexSelect:
+        # the kept positions as a bitmask over the input when that is smaller than the index list
+        if (m.in_size + 7) // 8 < m.index.numel() * _smallest_int(max(m.in_size - 1, 0)).itemsize:
+            mask = torch.zeros(m.in_size, dtype=torch.bool)
+            mask[m.index] = True
+            return {"type": "index_select", "in_size": m.in_size,
+                    "index_mask": put("index_mask", torch.from_numpy(np.packbits(mask.numpy())))}
         return {"type": "index_select", "in_size": m.in_size,
                 "index": put("index", m.index, _smallest_int(max(m.in_size - 1, 0)))}
     if t is Constant:
@@ -821,6 +827,9 @@ def _build_module(spec: dict, get) -> nn.Module:
     if t == "flatten":
         return nn.Flatten()
     if t == "index_select":
+        if "index_mask" in spec:
+            bits = np.unpackbits(get(spec["index_mask"]).numpy())[: int(spec["in_size"])]
+            return IndexSelect(torch.from_numpy(np.flatnonzero(bits)).long(), spec["in_size"])
         return IndexSelect(get(spec["index"]).long(), spec["in_size"])
     if t == "constant":
         return Constant(get(spec["value"]))
