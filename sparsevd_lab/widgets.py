@@ -16,6 +16,7 @@ import math
 from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
+from IPython.display import display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -82,7 +83,11 @@ class Explorer(W.VBox):
         cap = self.caption(**values) if self.caption else ", ".join(
             f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
         show_table(table, cap, css_class=f"sparsevd-{self.name}-table")
-        plt.show()
+        # display the figure object itself: plt.show() from a widget callback can send a blank
+        # image in JupyterLab (found by tests/e2e); closing it keeps figures from piling up
+        if fig is not None:
+            display(fig)
+            plt.close(fig)
 
     @property
     def values(self) -> dict:
