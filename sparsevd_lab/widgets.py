@@ -4,7 +4,8 @@ Every ``*_render(...)`` returns ``(table, figure)``: a pandas DataFrame and a ma
 setting, computed from stored numbers (never by training). The matching ``*_widget(...)`` builds an
 ``Explorer``: sliders (``continuous_update=False``, each with a clear ``description``) wired with
 ``ipywidgets.interactive_output`` into one fixed ``Output`` that shows the table, then the figure
-(``plt.show()`` at the end, so figures never pile up in Colab). After every change the explorer keeps
+(the figure object is displayed and closed, so figures never pile up in Colab; ``plt.show()`` from
+a slider callback sent a blank image in JupyterLab). After every change the explorer keeps
 the last ``table`` and ``figure`` as attributes, which is how the tests check it without a browser.
 
 ``static_fallback(render, settings)`` renders two or three settings as ordinary output: what GitHub and

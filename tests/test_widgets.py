@@ -211,3 +211,12 @@ def test_static_fallback_saves_figures_in_default_mode(monkeypatch, tmp_path):
     monkeypatch.setenv("SPARSEVD_FAST", "1")
     widgets.static_fallback(widgets.prior_render, [{"theta": 1.0, "alpha": 1.0}], save_as=["b.png"])
     assert not (tmp_path / "b.png").exists()
+
+
+def test_explorer_closes_its_figures():
+    w = widgets.prior_widget()
+    before = len(plt.get_fignums())
+    for a in (0.01, 0.1, 1.0, 10.0):
+        w.sliders["alpha"].value = a
+    assert len(plt.get_fignums()) == before  # displayed, then closed: nothing piles up
+    assert w.figure is not None and "0.909" in w.figure.axes[0].get_title()
