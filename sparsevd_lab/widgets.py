@@ -17,7 +17,7 @@ import math
 from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
-from IPython.display import display
+from IPython.display import Image, display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -84,10 +84,13 @@ class Explorer(W.VBox):
         cap = self.caption(**values) if self.caption else ", ".join(
             f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
         show_table(table, cap, css_class=f"sparsevd-{self.name}-table")
-        # display the figure object itself: plt.show() from a widget callback can send a blank
-        # image in JupyterLab (found by tests/e2e); closing it keeps figures from piling up
+        # Render the PNG here and display the bytes: plt.show() and display(fig) from a widget
+        # callback both sent a blank image in JupyterLab (found by tests/e2e). Closing the figure
+        # keeps figures from piling up under the slider.
         if fig is not None:
-            display(fig)
+            from IPython.core.pylabtools import print_figure
+
+            display(Image(data=print_figure(fig, "png", bbox_inches="tight")))
             plt.close(fig)
 
     @property
