@@ -381,6 +381,16 @@ def _cell_label(cells: list[dict], index: int) -> str:
     return f"cell {index} (code cell {code_no}: {_cell_head(cells, index)!r})"
 
 
+def _dying_cell(cells: list[dict], fallback: int) -> int:
+    """The cell a dead kernel was running: the first code cell of a fresh run that got no execution
+    count (the cells before it finished). The front end's 'running' marks race with a quick death,
+    so they are only the fallback."""
+    for c in cells:
+        if c["type"] == "code" and c["count"] is None:
+            return c["index"]
+    return fallback
+
+
 def run_all(page, name: str, lab: Lab | None = None, timeout_s: float = 240) -> list[dict]:
     """Run all cells of the open notebook, wait until the run ends and the kernel is idle; report a
     kernel death (with the notebook and the cell it was running) or a run that does not finish.
@@ -396,7 +406,7 @@ def run_all(page, name: str, lab: Lab | None = None, timeout_s: float = 240) -> 
             cells = page.evaluate(_CELLS_JS)
             log = f"\nServer log:\n{lab.log_tail(15)}" if lab else ""
             raise NotebookRunError(f"{name}: the kernel died (status {died[0][0]!r}) while running "
-                                   f"{_cell_label(cells, died[0][1])}{log}")
+                                   f"{_cell_label(cells, _dying_cell(cells, died[0][1]))}{log}")
         if st["done"] and st["kernel"] == "idle":
             break
         time.sleep(0.5)
