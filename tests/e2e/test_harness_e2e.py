@@ -50,7 +50,10 @@ def bad_notebooks(lab):
     """Two small notebooks in the server's folder: one whose kernel dies, one whose cell raises."""
     names = {}
     cells = {
-        "zz_kernel_dies": ["x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "y = 2"],
+        # the sleep lets the kernel flush the first cell's reply: a SIGKILL right after it can drop the
+        # reply, and then no one (the page included) can tell that the first cell finished
+        "zz_kernel_dies": ["x = 1", "import os, signal, time\ntime.sleep(1)\nos.kill(os.getpid(), signal.SIGKILL)",
+                           "y = 2"],
         "zz_cell_raises": ["x = 1", "raise ValueError('broken on purpose')", "y = 2"],
     }
     for stem, sources in cells.items():
@@ -72,7 +75,7 @@ def test_kernel_death_names_notebook_and_cell(page, lab, bad_notebooks):
         H.run_all(page, name, lab, timeout_s=90)
     msg = str(err.value)
     assert name in msg and "kernel died" in msg, msg
-    assert "cell 1 (code cell 2: 'import os, signal')" in msg, msg
+    assert "cell 1 (code cell 2: 'import os, signal, time')" in msg, msg
 
 
 def test_cell_error_names_notebook_and_cell(page, lab, bad_notebooks):
