@@ -74,6 +74,10 @@ def bench(name: str, batch: int, repeats: int, steps: int, compile_: bool) -> di
         for _ in range(3):  # warm-up (allocator, compile)
             fn(x, y)
         steps_fns[kind] = fn
+    # blocks of about a quarter second, at most `steps` steps (LeNet-5 at batch 1000 is slow)
+    t0 = time.perf_counter()
+    steps_fns["dense"](x, y)
+    steps = max(2, min(steps, round(0.25 / max(time.perf_counter() - t0, 1e-6))))
     times = {k: [] for k in steps_fns}
     for r in range(repeats):
         order = list(steps_fns)
@@ -83,14 +87,18 @@ def bench(name: str, batch: int, repeats: int, steps: int, compile_: bool) -> di
             for _ in range(steps):
                 steps_fns[kind](x, y)
             times[kind].append((time.perf_counter() - t0) / steps)
-    return {k: statistics.median(v) for k, v in times.items()}
+    result = {k: statistics.median(v) for k, v in times.items()}
+    result["steps"] = steps
+    return result
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--models", nargs="+", default=["lenet300", "lenet5"], choices=["lenet300", "lenet5"])
     p.add_argument("--repeats", type=int, default=7, help="interleaved repeats (median is reported)")
-    p.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    p.add_argument("--steps", type=int, default=20, help="at most this many steps per timed block "
+                   "(fewer where a step is slow: blocks of about 0.25 s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps timings stable)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd steps")
     p.add_argument("--fast", action="store_true", help="smoke run: batch 100, 2 repeats, 2 steps")
@@ -100,17 +108,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, sparsevd_lab {sv.__version__}, threads {args.threads}, "
           f"pytorch_ard {'0.2.4' if torch_ard else 'not installed'}; median of {args.repeats} "
-          f"interleaved repeats of {args.steps} steps")
-    header = f"{'model':<9} {'batch':>5} {'dense ms':>9} {'SVDO ms':>8} {'SVDO/dense':>10}"
+          f"interleaved repeats of a block of steps (column 'steps')")
+    header = f"{'model':<9} {'batch':>5} {'steps':>5} {'dense ms':>9} {'SVDO ms':>8} {'SVDO/dense':>10}"
     if torch_ard is not None:
         header += f" {'ARD ms':>8} {'ARD/dense':>9}"
     variants = [False] + ([True] if args.compile else [])
     for compiled in variants:
         print(("\ntorch.compile\n" if compiled else "\neager\n") + header)
-        for name in ("lenet300", "lenet5"):
+        for name in args.models:
             for batch in args.batches:
                 t = bench(name, batch, args.repeats, args.steps, compiled)
-                line = (f"{name:<9} {batch:>5} {1e3 * t['dense']:>9.3f} {1e3 * t['sparsevd']:>8.3f} "
+                line = (f"{name:<9} {batch:>5} {t['steps']:>5} {1e3 * t['dense']:>9.3f} {1e3 * t['sparsevd']:>8.3f} "
                         f"{t['sparsevd'] / t['dense']:>10.2f}")
                 if "pytorch_ard" in t:
                     line += f" {1e3 * t['pytorch_ard']:>8.3f} {t['pytorch_ard'] / t['dense']:>9.2f}"

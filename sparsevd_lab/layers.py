@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
+from . import kernels
 from .kernels import fused_kl, fused_kl_enabled
 
 __all__ = [
@@ -153,11 +154,16 @@ class _KLSumFused(torch.autograd.Function):
 
     ``grad_scale`` is the gradient the caller expects to flow into the KL (SGVLB's kl_weight / N):
     the kernel writes gradients already multiplied by it, so the usual backward costs no extra pass.
+    ``precomputed`` = (total, grads of theta, grads of log_sigma2) when the layers' forward pass ran
+    the kernel already (on the same parameter values, with gradients scaled by ``grad_scale``).
     """
 
     @staticmethod
-    def forward(ctx, n: int, grad_scale: float, *tensors: Tensor) -> Tensor:  # noqa: D401
-        total, grad_w, grad_ls2 = fused_kl(list(tensors[:n]), list(tensors[n:]), grad_scale)
+    def forward(ctx, n: int, grad_scale: float, precomputed, *tensors: Tensor) -> Tensor:  # noqa: D401
+        if precomputed is None:
+            total, grad_w, grad_ls2 = fused_kl(list(tensors[:n]), list(tensors[n:]), grad_scale)
+        else:
+            total, grad_w, grad_ls2 = precomputed
         ctx.grad_scale = grad_scale
         ctx.save_for_backward(*grad_w, *grad_ls2)
         return torch.tensor(total, dtype=tensors[0].dtype)
@@ -166,19 +172,39 @@ class _KLSumFused(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         saved = ctx.saved_tensors
         factor = float(grad) / ctx.grad_scale
-        if factor != 1.0:
+        # The incoming gradient is grad_scale rounded to the loss's float32, so the factor is 1 up
+        # to rounding; rescaling then would cost a pass over every weight and change nothing.
+        if abs(factor - 1.0) > 1e-6:
             saved = [g * factor for g in saved]
-        return (None, None, *saved)
+        return (None, None, None, *saved)
+
+
+def _param_key(m) -> tuple:
+    """Identifies the current values of a layer's theta and log_sigma2 (an in-place update, such as
+    an optimiser step, bumps ``_version``)."""
+    w, p = m.weight, m.log_sigma2
+    return (w.data_ptr(), w._version, p.data_ptr(), p._version)
 
 
 def kl_sum(layers, grad_scale: float = 1.0) -> Tensor:
     """Summed KL approximation (eq. 14) of the given Sparse VD layers, in one fused pass: the
     compiled CPU kernel when it applies (``sparsevd_lab.kernels``), else torch._foreach_* ops.
-    ``grad_scale`` (the weight the KL will get in the loss) only makes the CPU kernel faster."""
+    ``grad_scale`` (the weight the KL will get in the loss) only makes the CPU kernel faster.
+
+    On the CPU a layer's train-mode forward already runs the kernel (it needs exp(log_sigma2) for the
+    LRT); the KL and gradients it computed are used here, once, if the parameters have not changed
+    since. The layers remember ``grad_scale`` so that the next forward pre-scales the same way."""
     layers = list(layers)
     params = [m.weight for m in layers] + [m.log_sigma2 for m in layers]
+    grad_scale = float(grad_scale) or 1.0
+    for m in layers:
+        m._kl_scale_hint = grad_scale
     if fused_kl_enabled(params):
-        return _KLSumFused.apply(len(layers), float(grad_scale) or 1.0, *params)
+        taken = [m.__dict__.pop("_kl_cache", None) for m in layers]
+        precomputed = None
+        if all(c is not None and c[0] == _param_key(m) and c[4] == grad_scale for c, m in zip(taken, layers)):
+            precomputed = (sum(c[1] for c in taken), [c[2] for c in taken], [c[3] for c in taken])
+        return _KLSumFused.apply(len(layers), grad_scale, precomputed, *params)
     cached = [m._cached_variance() for m in layers]
     return _KLSum.apply(len(layers), *(m.weight for m in layers), *(m.log_sigma2 for m in layers),
                         *(c for c, _ in cached), *(v for _, v in cached))
@@ -250,6 +276,15 @@ class _LRT(torch.autograd.Function):
         return gx, gw, gls2, gb, None
 
 
+def _lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, conv_args) -> tuple[Tensor, Tensor]:
+    """(out, sigma^2) of the LRT forward (eq. 17): the compiled C++ Function on the CPU when it is
+    available (``sparsevd_lab.kernels``: no Python in the forward or backward pass), else ``_LRT``.
+    Both run the same tensor operations in the same order."""
+    if (conv_args is None or not isinstance(conv_args[1], str)) and kernels.lrt_enabled(x, weight):
+        return kernels.lrt(x, weight, log_sigma2, bias, conv_args)
+    return _LRT.apply(x, weight, log_sigma2, bias, conv_args)
+
+
 def kl_approx(log_alpha: Tensor) -> Tensor:
     """Elementwise approximation of KL(q(w) || log-uniform prior) as a function of log alpha.
 
@@ -281,7 +316,7 @@ def linear_svdo(
     """
     if training:
         # eq. 17: mu = x theta^T + b, var = (x*x) sigma^2^T (no bias in the variance)
-        return _LRT.apply(x, weight, log_sigma2, bias, None)[0]
+        return _lrt(x, weight, log_sigma2, bias, None)[0]
     mask = compute_log_alpha(weight, log_sigma2) < threshold
     return F.linear(x, weight * mask, bias)
 
@@ -309,7 +344,7 @@ def conv2d_svdo(
         # eq. 17: mu = conv(x, theta) + b, var = conv(x*x, sigma^2) with NO bias
         conv_args = (_pair(stride), padding if isinstance(padding, str) else _pair(padding),
                      _pair(dilation), groups)
-        return _LRT.apply(x, weight, log_sigma2, bias, conv_args)[0]
+        return _lrt(x, weight, log_sigma2, bias, conv_args)[0]
     mask = compute_log_alpha(weight, log_sigma2) < threshold
     return F.conv2d(x, weight * mask, bias, stride, padding, dilation, groups)
 
@@ -338,8 +373,18 @@ class SVDOMixin:
         return kl_sum([self])
 
     def _train_forward(self, x: Tensor, conv_args) -> Tensor:
-        out, sigma2 = _LRT.apply(x, self.weight, self.log_sigma2, self.bias, conv_args)
-        p = self.log_sigma2
+        w, p = self.weight, self.log_sigma2
+        fused = (torch.is_grad_enabled() and (conv_args is None or not isinstance(conv_args[1], str))
+                 and x.device.type == "cpu" and fused_kl_enabled([w, p]))
+        if fused:
+            # One compiled pass gives exp(log_sigma2) for the LRT and the KL with its gradients,
+            # which kl_sum() then takes instead of a second pass (see kl_sum).
+            scale = self.__dict__.get("_kl_scale_hint", 1.0)
+            total, gw, gls2, sigma2 = fused_kl([w], [p], scale, with_sigma2=True)
+            self._kl_cache = (_param_key(self), total, gw[0], gls2[0], scale)
+            out, sigma2 = kernels.lrt(x, w, p, self.bias, conv_args, sigma2[0])
+        else:
+            out, sigma2 = _lrt(x, w, p, self.bias, conv_args)
         # remembered until log_sigma2 changes, so that kl() in the same step reuses the exponential
         self._variance_cache = ((p.data_ptr(), p._version, p.dtype, p.device), sigma2)
         return out

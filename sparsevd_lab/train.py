@@ -69,7 +69,8 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if name.endswith("log_sigma2") else decay).append(p)
+        (no_decay if name.endswith("log_sigma2") and weight_decay else decay).append(p)
+    # Without decay one group suffices: each group is one more optimizer kernel launch per step.
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
