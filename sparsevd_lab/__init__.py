@@ -31,6 +31,7 @@ from .compress import (
     compress,
     file_size_report,
     flops_report,
+    inference_layout,
     load_compressed,
     save_compressed,
 )

@@ -343,3 +343,47 @@ def test_benchmark_fast_mode_smoke(capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "speedup_b1000_x" in out and "outputs equal (max abs diff <= 1e-5): PASS" in out
+
+
+def test_inference_layout_exact_pool_first_inplace_channels_last_chunks(tmp_path, lenet5):
+    from sparsevd_lab.compress import CHUNK_BYTES, inference_layout
+
+    c = compress(lenet5, storage="dense", input_shape=(1, 28, 28))
+    kinds = [type(m) for m in c]
+    # conv -> relu -> pool became conv -> pool -> relu (in place); the fc relu is in place too
+    first = kinds.index(nn.Conv2d)
+    assert kinds[first + 1] is nn.MaxPool2d and kinds[first + 2] is nn.ReLU
+    assert all(m.inplace for m in c if isinstance(m, nn.ReLU))
+    assert c.channels_last and c.chunk_size is not None
+    rows_per_chunk = CHUNK_BYTES // (c.chunk_size * 4)
+    assert rows_per_chunk >= 1
+    x = torch.randn(2 * c.chunk_size + 3, 1, 28, 28)  # three chunks, the last one short
+    x_copy = x.clone()
+    assert _max_diff(c, lenet5, x) <= TOL
+    assert torch.equal(x, x_copy)  # in-place activations never touch the caller's input
+    back = load_compressed(save_compressed(c, tmp_path / "l5.safetensors"))
+    assert back.channels_last and back.chunk_size == c.chunk_size
+    assert [getattr(m, "inplace", None) for m in back] == [getattr(m, "inplace", None) for m in c]
+    assert _max_diff(back, lenet5, x) <= TOL
+
+    # on a plain dense Sequential: the same swap, the same outputs (channels_last changes only the
+    # order of the convolution's sums); GELU (not monotone)
+    # stays before the pool, and an activation after Flatten (a view) is not made in place
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3), nn.GELU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.ReLU(), nn.Linear(16, 3)).eval()
+    x = torch.randn(5, 1, 14, 14)
+    with torch.no_grad():
+        want = dense(x)
+    inference_layout(dense)
+    assert [type(m) for m in dense][:6] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU, nn.Conv2d, nn.GELU,
+                                            nn.MaxPool2d]
+    assert dense[2].inplace and not dense[7].inplace
+    assert dense[0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(dense(x), want, rtol=0, atol=1e-6)
+
+
+def test_linear_model_gets_no_conv_layout(lenet300):
+    c = compress(lenet300, storage="dense")
+    assert not c.channels_last and c.chunk_size is None
