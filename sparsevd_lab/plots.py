@@ -1,11 +1,19 @@
 """Figures for the notebooks. Every function returns a matplotlib ``Figure`` (and never calls
 ``plt.show()``: the caller decides), labels its axes with units, and draws with seaborn's colour-blind
 safe palette. Weights are drawn with a diverging colour map centred at 0 and dropped weights white.
+
+By default the figures are made through pyplot, so the inline backend shows them after a cell (or on
+``plt.show()``). Inside ``with detached_figures():`` they are plain ``Figure`` objects on their own Agg
+canvas, never registered with pyplot: nothing else in the process (another thread's
+``plt.close("all")``, or matplotlib_inline's ``flush_figures`` run as a ``post_execute`` hook) can see,
+draw or close them. The widgets render that way (see ``widgets.Explorer`` and docs/e2e.md).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import matplotlib
 
@@ -13,7 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
 
 from . import theory
 
@@ -21,6 +31,8 @@ __all__ = [
     "PALETTE",
     "WEIGHT_CMAP",
     "use_style",
+    "detached_figures",
+    "new_figure",
     "plot_priors",
     "plot_posterior",
     "plot_kl",
@@ -58,9 +70,39 @@ def use_style() -> None:
         pass
 
 
+_DETACHED: contextvars.ContextVar[bool] = contextvars.ContextVar("sparsevd_detached_figures",
+                                                                 default=False)
+
+
+@contextlib.contextmanager
+def detached_figures() -> Iterator[None]:
+    """Within this block (this thread / context only) the plot functions return figures that pyplot
+    does not know: ``Figure`` on a ``FigureCanvasAgg``, drawn only by whoever holds them."""
+    token = _DETACHED.set(True)
+    try:
+        yield
+    finally:
+        _DETACHED.reset(token)
+
+
+def new_figure(**kw) -> Figure:
+    """``plt.figure(**kw)``, or inside ``detached_figures()`` a ``Figure(**kw)`` with its own Agg
+    canvas and no pyplot figure manager."""
+    if _DETACHED.get():
+        fig = Figure(**kw)
+        FigureCanvasAgg(fig)
+        return fig
+    return plt.figure(**kw)
+
+
+def _subplots(nrows: int, ncols: int, figsize, **fig_kw):
+    """``plt.subplots(nrows, ncols, squeeze=False)`` through ``new_figure``."""
+    fig = new_figure(figsize=figsize, **fig_kw)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
 def _fig_axes(ncols: int = 1, nrows: int = 1, size=(4.8, 3.4), **kw):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False, **kw)
+    fig, axes = _subplots(nrows, ncols, (size[0] * ncols, size[1] * nrows), **kw)
     return fig, axes.ravel()
 
 
@@ -240,8 +282,7 @@ def plot_weight_grid(images: Sequence[np.ndarray], ncols: int = 10, titles: Sequ
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + 1.2, cell * nrows + 0.6),
-                             squeeze=False)
+    fig, axes = _subplots(nrows, ncols, (cell * ncols + 1.2, cell * nrows + 0.6))
     norm = (_symmetric_norm([np.ma.compressed(np.ma.asarray(i)) for i in images]) if vmax is None
             else TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax))
     im = None

@@ -2,11 +2,20 @@
 
 Every ``*_render(...)`` returns ``(table, figure)``: a pandas DataFrame and a matplotlib Figure for one
 setting, computed from stored numbers (never by training). The matching ``*_widget(...)`` builds an
-``Explorer``: sliders (``continuous_update=False``, each with a clear ``description``) wired with
-``ipywidgets.interactive_output`` into one fixed ``Output`` that shows the table, then the figure
-(the figure object is displayed and closed, so figures never pile up in Colab; ``plt.show()`` from
-a slider callback sent a blank image in JupyterLab). After every change the explorer keeps
-the last ``table`` and ``figure`` as attributes, which is how the tests check it without a browser.
+``Explorer``: sliders (``continuous_update=False``, each with a clear ``description``) observed by one
+handler that re-renders into one fixed ``Output``: the table, then the figure as PNG bytes. The
+figure is built inside ``plots.detached_figures()``, so pyplot never holds it (nothing piles up in
+Colab, and nothing else can draw or close it), and renders of one explorer are serialised by a lock.
+After every change the explorer keeps the last ``table`` and ``figure`` as attributes, which is how
+the tests check it without a browser.
+
+Why not ``interactive_output`` and pyplot figures: JupyterLab 4.6 sends widget messages to a kernel
+subshell (setting ``commsOverSubshells``, default ``perCommTarget``), and ipykernel 7 may handle one
+comm message there, in another thread, while the slider's update still renders in the main thread;
+``comm`` fires IPython's ``post_execute`` event around every comm message, and matplotlib_inline's
+``flush_figures`` hook then draws and closes every pyplot figure, the explorer's half-finished one
+included. Two threads drawing one figure sent an empty or partly drawn
+PNG to the page (docs/e2e.md).
 
 ``static_fallback(render, settings)`` renders two or three settings as ordinary output: what GitHub and
 nbviewer readers see, where widgets are dead.
@@ -14,10 +23,11 @@ nbviewer readers see, where widgets are dead.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
-from IPython.display import Image, display
+from IPython.display import Image, clear_output, display
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -59,6 +69,10 @@ class Explorer(W.VBox):
 
     Attributes: ``sliders`` (dict name -> slider), ``output`` (the Output), ``table`` and ``figure``
     (the last render), ``renders`` (how many renders ran).
+
+    A slider change re-renders synchronously in the thread that handles it (the kernel may handle
+    widget messages in more than one thread: a lock serialises the renders), with the figure built
+    outside pyplot (``plots.detached_figures``) and shown as the PNG bytes of that figure.
     """
 
     def __init__(self, render: Callable[..., tuple[pd.DataFrame, object]],
@@ -70,28 +84,40 @@ class Explorer(W.VBox):
         self.table: pd.DataFrame | None = None
         self.figure = None
         self.renders = 0
-        self.output = W.interactive_output(self._update, self.sliders)
+        self._lock = threading.RLock()
+        self.output = W.Output()
         self.output.add_class(f"sparsevd-{name}-output")
         controls = W.HBox(list(self.sliders.values()))
         controls.add_class(f"sparsevd-{name}-controls")
         super().__init__([controls, self.output])
         self.add_class(f"sparsevd-{name}")
+        for s in self.sliders.values():
+            s.observe(self._refresh, "value")
+        self._refresh()
+
+    def _refresh(self, change=None) -> None:
+        """Re-render for the sliders' current values into the Output (one render at a time)."""
+        with self._lock:
+            with self.output:
+                clear_output(wait=True)
+                self._update(**self.values)
 
     def _update(self, **values) -> None:
-        table, fig = self.render(**values)
+        with plots.detached_figures():  # pyplot never sees the figure: see the module's docstring
+            table, fig = self.render(**values)
         self.table, self.figure = table, fig
         self.renders += 1
         cap = self.caption(**values) if self.caption else ", ".join(
             f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
         show_table(table, cap, css_class=f"sparsevd-{self.name}-table")
-        # Render the PNG here and display the bytes: plt.show() and display(fig) from a widget
-        # callback both sent a blank image in JupyterLab (found by tests/e2e). Closing the figure
-        # keeps figures from piling up under the slider.
         if fig is not None:
             from IPython.core.pylabtools import print_figure
 
+            in_pyplot = getattr(fig.canvas, "manager", None) is not None  # a render using pyplot itself
+            # The same PNG the inline backend would send for this figure.
             display(Image(data=print_figure(fig, "png", bbox_inches="tight")))
-            plt.close(fig)
+            if in_pyplot:
+                plt.close(fig)
 
     @property
     def values(self) -> dict:

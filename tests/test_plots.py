@@ -151,3 +151,23 @@ def test_animate_snapshots(tmp_path):
     assert not list(tmp_path.glob("*.gif.*"))
     with pytest.raises(ValueError):
         plots.animate_snapshots([], tmp_path / "x.gif")
+
+
+def test_detached_figures_stay_outside_pyplot_and_draw_the_same():
+    """Inside ``detached_figures()`` no figure is registered with pyplot (so another thread's
+    ``plt.close("all")`` or the inline backend's ``flush_figures`` cannot draw or close it), and the
+    figure draws exactly as the pyplot one does."""
+    from IPython.core.pylabtools import print_figure
+
+    before = plt.get_fignums()
+    with plots.detached_figures():
+        figs = [plots.plot_posterior(1.0, 10.0),
+                plots.plot_filters(np.ones((3, 1, 5, 5)), np.zeros((3, 1, 5, 5)), suptitle="t")]
+        assert plt.get_fignums() == before
+    assert all(isinstance(f, Figure) and f.canvas.manager is None for f in figs)
+    plt.close("all")  # what matplotlib_inline's flush_figures ends with: the detached figures survive
+    assert len(figs[0].axes) == 1 and figs[0].axes[0].lines
+    pyplot_fig = plots.plot_posterior(1.0, 10.0)  # outside the block: pyplot again
+    assert plt.get_fignums() == before + [pyplot_fig.number]
+    png = lambda f: print_figure(f, "png", bbox_inches="tight")  # noqa: E731
+    assert png(figs[0]) == png(pyplot_fig)

@@ -1,5 +1,5 @@
 """Tests of sparsevd_lab.widgets without a browser: the pure renders, and the widgets driven by
-setting ``slider.value`` as a user would (interactive_output re-renders synchronously)."""
+setting ``slider.value`` as a user would (the Explorer re-renders synchronously)."""
 import math
 import warnings
 
@@ -220,3 +220,37 @@ def test_explorer_closes_its_figures():
         w.sliders["alpha"].value = a
     assert len(plt.get_fignums()) == before  # displayed, then closed: nothing piles up
     assert w.figure is not None and "0.909" in w.figure.axes[0].get_title()
+
+
+def test_explorer_renders_outside_pyplot_one_at_a_time():
+    """The Explorer's figures never enter pyplot's list of figures while they are built (in
+    JupyterLab a widget message handled in a kernel subshell thread runs the inline backend's
+    ``flush_figures`` concurrently, which draws and closes every pyplot figure: docs/e2e.md), and
+    renders of one explorer do not overlap."""
+    import threading
+    import time
+
+    import ipywidgets as W
+
+    before = plt.get_fignums()
+    seen, active, overlaps = [], [0], []
+
+    def render(theta, alpha):
+        active[0] += 1
+        overlaps.append(active[0])
+        table, fig = widgets.prior_render(theta, alpha)
+        seen.append(plt.get_fignums())
+        time.sleep(0.02)
+        active[0] -= 1
+        return table, fig
+
+    w = widgets.Explorer(render, {"theta": W.FloatSlider(value=1.0, min=-2, max=2),
+                                  "alpha": W.FloatSlider(value=0.5, min=0.01, max=100)}, "t")
+    threads = [threading.Thread(target=setattr, args=(w.sliders["alpha"], "value", a))
+               for a in (2.0, 5.0, 10.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert w.renders == 4 and seen == [before] * 4 and max(overlaps) == 1
+    assert w.figure.canvas.manager is None and "sparsevd-t-output" in w.output._dom_classes

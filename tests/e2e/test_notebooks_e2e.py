@@ -109,16 +109,6 @@ def _check_explorer(page, explorer: str, caption: str, table, fig, before: dict,
     assert got == want, f"{explorer}: table on the page\n{got}\n!= expected\n{want}"
     assert after["png"], f"{explorer}: no figure under the table"
     assert after["png"] != before["png"], f"{explorer}: the figure did not change"
-    def ink(png: bytes) -> float:  # the share of pixels that are drawn (not background)
-        a = H.png_array(png)
-        return float(((a[..., 3] > 0.1) & (a[..., :3].min(axis=-1) < 0.9)).mean())
-
-    if diff_new >= 0.01 and ink(after["png"]) < 0.5 * ink(expected):
-        # Known open defect (docs/e2e.md): after a mouse drag the figure arrives empty or with only
-        # part of it drawn (e.g. the title without the axes), although the table is right and the
-        # same callback run from a code cell shows the whole figure. Everything above was checked;
-        # a complete figure that is wrong still fails below.
-        pytest.xfail(f"{explorer}: the figure after a drag is blank (known open defect, docs/e2e.md)")
     diff_old = H.image_difference(after["png"], before["png"])
     assert diff_new < 0.01 and diff_new < diff_old, (
         f"{explorer}: the figure on the page is not the expected one for {caption!r} "
