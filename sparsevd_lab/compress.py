@@ -40,10 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import kernels
 from .layers import Conv2dSVDO, LinearSVDO, SVDOMixin, _check_threshold, svdo_layers
 
 __all__ = [
     "IndexSelect",
+    "SparseMLP",
     "SparseLinear",
     "Constant",
     "SparseConv2d",
@@ -108,15 +110,25 @@ class Constant(nn.Module):
 
 
 class SparseLinear(nn.Module):
-    """y = x W^T + b with W stored as a torch sparse CSR tensor, computed by ``torch.sparse.mm``."""
+    """y = x W^T + b with W stored as a torch sparse CSR tensor. For float32 CPU batches the compiled
+    kernel ``sparsevd_lab.kernels.csr_linear`` computes it (each output a short sum over its row's
+    kept weights); elsewhere ``torch.sparse.mm``."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None = None) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.register_buffer("weight", _sparse_csr(weight))
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        # int32 copies of the CSR structure for the compiled kernel (derived: not in state_dict)
+        self.register_buffer("_crow", self.weight.crow_indices().int(), persistent=False)
+        self.register_buffer("_col", self.weight.col_indices().int(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:  # the compiled kernel reads each input row once, no transposes
+            y = kernels.csr_linear(x.contiguous(), self._crow, self._col, self.weight.values(), self.bias,
+                                   self.out_features)
+            if y is not None:
+                return y
         flat = x.reshape(-1, self.in_features)
         y = torch.sparse.mm(self.weight, flat.t()).t()
         if self.bias is not None:
@@ -165,6 +177,72 @@ class SparseConv2d(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, "
                 f"nnz={self.weight.values().numel()}, bias={self.bias is not None}")
+
+
+class SparseMLP(nn.Module):
+    """A chain [IndexSelect], Linear/SparseLinear, [ReLU], Linear/SparseLinear, ... that the compiled
+    kernel ``sparsevd_lab.kernels.sparse_mlp`` runs in one pass (float32 CPU batches): what Sparse VD
+    leaves of LeNet-300-100 is a few hundred weights, and running it layer by layer costs more in
+    intermediate tensors, transposes and dispatch than in arithmetic. ``chain`` keeps the layers:
+    they are what is saved, and what runs where the kernel does not apply.
+    """
+
+    def __init__(self, chain: nn.Sequential) -> None:
+        super().__init__()
+        self.chain = chain
+        self.use_kernel = True
+        mods = list(chain)
+        sel = mods[0] if isinstance(mods[0], IndexSelect) else None
+        weights = [m for m in mods if isinstance(m, (nn.Linear, SparseLinear))]
+        if sel is not None:
+            used = sel.index
+        else:
+            used = torch.arange(weights[0].in_features)
+        self.register_buffer("_used", used.int(), persistent=False)
+        self.outs, self.relu = [], []
+        for k, m in enumerate(weights):
+            w = m.dense_weight() if isinstance(m, SparseLinear) else m.weight.detach()
+            csr = _sparse_csr(w.float())
+            self.register_buffer(f"_crow{k}", csr.crow_indices().int(), persistent=False)
+            self.register_buffer(f"_col{k}", csr.col_indices().int(), persistent=False)
+            self.register_buffer(f"_val{k}", csr.values().contiguous(), persistent=False)
+            bias = m.bias.detach().float() if m.bias is not None else torch.zeros(0)
+            self.register_buffer(f"_bias{k}", bias.contiguous(), persistent=False)
+            self.outs.append(int(w.shape[0]))
+            i = mods.index(m)
+            self.relu.append(i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU))
+
+    @staticmethod
+    def eligible(mods: list) -> bool:
+        """[IndexSelect] then Linear / SparseLinear (row layout), each followed by at most one ReLU."""
+        if mods and isinstance(mods[0], IndexSelect):
+            mods = mods[1:]
+        if not mods:
+            return False
+        prev_weight = False
+        for m in mods:
+            if type(m) in (nn.Linear, SparseLinear):
+                prev_weight = True
+            elif isinstance(m, nn.ReLU) and prev_weight:
+                prev_weight = False
+            else:
+                return False
+        return True
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.use_kernel and x.dim() == 2:
+            n = len(self.outs)
+            y = kernels.sparse_mlp(x.contiguous(), self._used,
+                                   [getattr(self, f"_crow{k}") for k in range(n)],
+                                   [getattr(self, f"_col{k}") for k in range(n)],
+                                   [getattr(self, f"_val{k}") for k in range(n)],
+                                   [getattr(self, f"_bias{k}") for k in range(n)], self.outs, self.relu)
+            if y is not None:
+                return y
+        return self.chain(x)
+
+    def extra_repr(self) -> str:
+        return f"layers={len(self.outs)}, outs={self.outs}"
 
 
 class CompressedSequential(nn.Sequential):
@@ -370,6 +448,16 @@ def compress(
     compact.eval()
     if storage != "dense":
         _choose_storage(compact, storage, input_shape, example_input, timing_batch, timing_repeats)
+    if storage == "auto":
+        # a tail of sparse linear layers may run faster in one pass of the compiled kernel: time it
+        x = _timing_input(compact, input_shape, example_input, timing_batch)
+        variant = None if x is None else _mlp_variant(compact)
+        if variant is not None:
+            t_layers, t_mlp = _interleaved([compact, variant], x, timing_repeats)
+            for c in (compact, variant):
+                c.info["seconds_layers"], c.info["seconds_sparse_mlp"] = t_layers, t_mlp
+            if t_mlp < t_layers:
+                compact = variant
     inference_layout(compact, example_input[:1] if example_input is not None else
                      (torch.zeros(1, *input_shape, device=_device(compact)) if input_shape else None))
     return compact
@@ -378,7 +466,8 @@ def compress(
 # Activations that are monotone non-decreasing: act(max(x)) == max(act(x)), exactly.
 _MONOTONE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.Tanh, nn.Sigmoid)
 # Modules whose output is a tensor of their own, so an activation after them may work in place.
-_FRESH_OUTPUT = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.BatchNorm1d, nn.BatchNorm2d)
+_FRESH_OUTPUT = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.BatchNorm1d, nn.BatchNorm2d, SparseLinear,
+                 SparseConv2d)
 _INPLACE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.ELU)
 CHUNK_BYTES = 4 << 20  # the largest activation of a chunk: small enough to stay in cache and heap
 
@@ -630,6 +719,59 @@ def _median_time(fn, x: Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _timing_input(compact: CompressedSequential, input_shape, example_input, timing_batch: int):
+    """A representative batch to time on: ``example_input``, else random rows of ``input_shape``
+    (for a Linear-first model, maybe behind Flatten / IndexSelect, its input width); else None."""
+    if example_input is not None:
+        return example_input
+    if input_shape is None:
+        for m in compact:
+            if isinstance(m, IndexSelect):
+                input_shape = (m.in_size,)
+                break
+            if isinstance(m, nn.Linear):
+                input_shape = (m.in_features,)
+                break
+            if not isinstance(m, nn.Flatten):
+                return None
+        if input_shape is None:
+            return None
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(timing_batch, *input_shape, generator=gen).to(_device(compact))
+
+
+def _interleaved(fns, x, repeats: int) -> list[float]:
+    """Median seconds of each fn(x), timed in turn (so that background load hits all alike)."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for t, fn in zip(times, fns):
+            t.append(_median_time(fn, x, 1))
+    return [statistics.median(t) for t in times]
+
+
+def _mlp_variant(compact: CompressedSequential):
+    """``compact`` with its tail of IndexSelect / Linear / ReLU modules replaced by one ``SparseMLP``,
+    or None (no such tail, not float32, or no compiled kernels)."""
+    mods = list(compact)
+    start = next((i for i, m in enumerate(mods) if isinstance(m, (IndexSelect, nn.Linear, SparseLinear))),
+                 None)
+    if start is None or not SparseMLP.eligible(mods[start:]) or not kernels.kernels_enabled():
+        return None
+    if any(p.dtype != torch.float32 for p in compact.parameters()):
+        return None
+    info = copy.deepcopy(compact.info)
+    info["layout"] = "sparse_mlp"
+    # the modules are shared with ``compact`` (inference modules are never modified): deepcopy
+    # cannot copy a sparse CSR buffer
+    mlp = SparseMLP(nn.Sequential(*mods[start:]))
+    variant = CompressedSequential(*mods[:start], mlp, info=info,
+                                   channels_last=compact.channels_last,
+                                   chunk_size=compact.chunk_size).eval()
+    for p in variant.parameters():
+        p.requires_grad_(False)
+    return variant
+
+
 @torch.no_grad()
 def _choose_storage(compact: CompressedSequential, storage: str, input_shape, example_input,
                     timing_batch: int, repeats: int) -> None:
@@ -640,22 +782,9 @@ def _choose_storage(compact: CompressedSequential, storage: str, input_shape, ex
             compact.info["layers"][weight_idx.index(i)]["storage"] = "sparse"
         return
     # "auto": time each layer on its own input from a representative batch.
-    x = example_input
+    x = _timing_input(compact, input_shape, example_input, timing_batch)
     if x is None:
-        if input_shape is None:
-            # A Linear-first model (maybe behind Flatten / IndexSelect) tells its input width.
-            for m in compact:
-                if isinstance(m, IndexSelect):
-                    input_shape = (m.in_size,)
-                    break
-                if isinstance(m, nn.Linear):
-                    input_shape = (m.in_features,)
-                    break
-                if not isinstance(m, nn.Flatten):
-                    return  # nothing to time on: keep dense
-        device = _device(compact)
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(timing_batch, *input_shape, generator=gen).to(device)
+        return  # nothing to time on: keep dense
     for pos, i in enumerate(weight_idx):
         h = x
         for m in list(compact)[:i]:
@@ -736,6 +865,9 @@ def _module_spec(i: int, m: nn.Module, tensors: dict, values_dtype: torch.dtype)
     t = type(m)
     if t is nn.Flatten:
         return {"type": "flatten"}
+    if t is SparseMLP:
+        return {"type": "sparse_mlp", "modules": [_module_spec(f"{i}_{k}", sub, tensors, values_dtype)
+                                                 for k, sub in enumerate(m.chain)]}
     if t is IndexSelect:
         # the kept positions as a bitmask over the input when that is smaller than the index list
         if (m.in_size + 7) // 8 < m.index.numel() * _smallest_int(max(m.in_size - 1, 0)).itemsize:
@@ -903,6 +1035,8 @@ def _build_module(spec: dict, get) -> nn.Module:
     t = spec["type"]
     if t == "flatten":
         return nn.Flatten()
+    if t == "sparse_mlp":
+        return SparseMLP(nn.Sequential(*[_build_module(sub, get) for sub in spec["modules"]]))
     if t == "index_select":
         if "index_mask" in spec:
             bits = np.unpackbits(get(spec["index_mask"]).numpy())[: int(spec["in_size"])]
@@ -1036,12 +1170,17 @@ def _madds(model: nn.Module, x: Tensor, threshold: float | None) -> dict[str, di
     for name, m in model.named_modules():
         if isinstance(m, _COUNTED):
             hooks.append(m.register_forward_hook(hook_for(name)))
+    mlps = [m for m in model.modules() if isinstance(m, SparseMLP)]
+    for m in mlps:  # run its layers one by one, so that the hooks see each
+        m.use_kernel = False
     was_training = model.training
     model.eval()
     try:
         model(x)
     finally:
         model.train(was_training)
+        for m in mlps:
+            m.use_kernel = True
         for h in hooks:
             h.remove()
     return out

@@ -9,7 +9,11 @@ interpreter running the local reparameterisation trick's ~20 tensor operations p
   same math as ``layers.kl_approx``), float32 on the CPU;
 - ``lrt``: the LRT forward and backward (eq. 17) as a C++ autograd Function, the same tensor
   operations in the same order as ``layers._LRT`` (hence the same random numbers and results), for
-  CPU tensors of any floating dtype.
+  CPU tensors of any floating dtype;
+- ``csr_linear``: inference of a compressed linear layer whose weight Sparse VD left sparse
+  (``compress.SparseLinear``), straight from the batch-major input;
+- ``sparse_mlp``: inference of a whole compressed chain of sparse linear layers and ReLUs
+  (``compress.SparseMLP``) in one pass over the input.
 
 Both are compiled on first use with ``torch.utils.cpp_extension.load_inline`` (needs a C++ compiler
 and ``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). When they cannot be
@@ -25,7 +29,7 @@ import warnings
 import torch
 from torch import Tensor
 
-__all__ = ["kernels_enabled", "fused_kl_enabled", "fused_kl", "lrt_enabled", "lrt"]
+__all__ = ["kernels_enabled", "fused_kl_enabled", "fused_kl", "lrt_enabled", "lrt", "csr_linear", "sparse_mlp"]
 
 ENV = "SPARSEVD_KERNELS"
 
@@ -140,6 +144,118 @@ double kl_fused(std::vector<torch::Tensor> ws, std::vector<torch::Tensor> ls2s,
   return total;
 }
 
+// Eight sums at once: acc[r] = bias + sum_k values[k] * tile[cols[k] * 8 + r] over one CSR row, with
+// GCC/Clang vector types, so that each kept weight is a few 4-wide multiply-adds on contiguous floats
+// (left alone, gcc vectorises over k with slow gathers instead). The sums run in double, so that the
+// result stays within float rounding of a dense float32 product whatever the order of the terms.
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+static inline void row_dot(float* acc, const float* tile, int32_t k0, int32_t k1, const int32_t* cols,
+                           const float* values, float bias) {
+  const double b = bias;
+  v4d lo = {b, b, b, b}, hi = {b, b, b, b};
+  for (int32_t k = k0; k < k1; ++k) {
+    v4f t0, t1;
+    std::memcpy(&t0, tile + (int64_t)cols[k] * 8, sizeof t0);
+    std::memcpy(&t1, tile + (int64_t)cols[k] * 8 + 4, sizeof t1);
+    const double w = values[k];
+    lo += w * __builtin_convertvector(t0, v4d);
+    hi += w * __builtin_convertvector(t1, v4d);
+  }
+  const v4f flo = __builtin_convertvector(lo, v4f), fhi = __builtin_convertvector(hi, v4f);
+  std::memcpy(acc, &flo, sizeof flo);
+  std::memcpy(acc + 4, &fhi, sizeof fhi);
+}
+
+// y = x W^T + b for a CSR weight W (out x in) and a batch-major x (N x in), float32: each output is
+// a short sum over the kept weights of its row, read straight from the input row (which stays in
+// L1 cache). No transposes, no index_select of the input. Used by compress.SparseLinear.
+torch::Tensor csr_linear(torch::Tensor x, torch::Tensor crow, torch::Tensor col, torch::Tensor val,
+                         std::optional<torch::Tensor> bias, int64_t out_features) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous() && x.device().is_cpu(),
+              "csr_linear: x must be a contiguous 2-d float32 CPU tensor");
+  const int64_t n = x.size(0), in = x.size(1);
+  auto y = torch::empty({n, out_features}, x.options());
+  const float* px = x.data_ptr<float>();
+  const int32_t* pr = crow.data_ptr<int32_t>();
+  const int32_t* pc = col.data_ptr<int32_t>();
+  const float* pv = val.data_ptr<float>();
+  const float* pb = bias.has_value() ? bias->data_ptr<float>() : nullptr;
+  float* py = y.data_ptr<float>();
+  // Eight input rows at a time, transposed into a tile (feature-major, eight floats per feature):
+  // every kept weight then costs one 8-wide multiply-add on contiguous floats, and the eight sums
+  // are independent (no chain of additions waiting on each other).
+  constexpr int64_t R = 8;
+  at::parallel_for(0, (n + R - 1) / R, 4, [&](int64_t g0, int64_t g1) {
+    std::vector<float> tile(in * R);
+    float* pt = tile.data();
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t b = g * R, rows = std::min(R, n - b);
+      for (int64_t r = 0; r < R; ++r) {
+        const float* xr = px + (b + std::min(r, rows - 1)) * in;  // a short last group repeats a row
+        for (int64_t c = 0; c < in; ++c) pt[c * R + r] = xr[c];
+      }
+      for (int64_t j = 0; j < out_features; ++j) {
+        float acc[R];
+        row_dot(acc, pt, pr[j], pr[j + 1], pc, pv, pb ? pb[j] : 0.f);
+        for (int64_t r = 0; r < rows; ++r) py[(b + r) * out_features + j] = acc[r];
+      }
+    }
+  });
+  return y;
+}
+
+// A whole compressed MLP (what Sparse VD leaves of LeNet-300-100) in one pass: for eight input rows
+// at a time, the used input features are gathered into a feature-major tile, then every layer
+// (CSR weight, bias, optional ReLU) maps one tile to the next inside L1 cache; only the last layer
+// writes memory. No intermediate tensors, no transposes, no per-layer dispatch.
+torch::Tensor sparse_mlp(torch::Tensor x, torch::Tensor used, std::vector<torch::Tensor> crows,
+                         std::vector<torch::Tensor> cols, std::vector<torch::Tensor> vals,
+                         std::vector<torch::Tensor> biases, std::vector<int64_t> outs,
+                         std::vector<bool> relu) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous() && x.device().is_cpu(),
+              "sparse_mlp: x must be a contiguous 2-d float32 CPU tensor");
+  const int64_t n = x.size(0), in = x.size(1), n_used = used.numel(), L = (int64_t)outs.size();
+  int64_t widest = n_used;
+  for (auto o : outs) widest = std::max(widest, o);
+  auto y = torch::empty({n, outs.back()}, x.options());
+  const float* px = x.data_ptr<float>();
+  const int32_t* pu = used.data_ptr<int32_t>();
+  float* py = y.data_ptr<float>();
+  constexpr int64_t R = 8;
+  at::parallel_for(0, (n + R - 1) / R, 4, [&](int64_t g0, int64_t g1) {
+    std::vector<float> a(widest * R), b(widest * R);
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t row0 = g * R, rows = std::min(R, n - row0);
+      for (int64_t r = 0; r < R; ++r) {
+        const float* xr = px + (row0 + std::min(r, rows - 1)) * in;  // a short last group repeats a row
+        for (int64_t u = 0; u < n_used; ++u) a[u * R + r] = xr[pu[u]];
+      }
+      float* cur = a.data();
+      float* nxt = b.data();
+      for (int64_t l = 0; l < L; ++l) {
+        const int32_t* pr = crows[l].data_ptr<int32_t>();
+        const int32_t* pc = cols[l].data_ptr<int32_t>();
+        const float* pv = vals[l].data_ptr<float>();
+        const float* pb = biases[l].numel() ? biases[l].data_ptr<float>() : nullptr;
+        const bool last = l == L - 1, act = relu[l];
+        for (int64_t j = 0; j < outs[l]; ++j) {
+          float acc[R];
+          row_dot(acc, cur, pr[j], pr[j + 1], pc, pv, pb ? pb[j] : 0.f);
+          if (act) for (int64_t r = 0; r < R; ++r) acc[r] = acc[r] > 0.f ? acc[r] : 0.f;
+          if (last) {
+            for (int64_t r = 0; r < rows; ++r) py[(row0 + r) * outs[l] + j] = acc[r];
+          } else {
+            for (int64_t r = 0; r < R; ++r) nxt[j * R + r] = acc[r];
+          }
+        }
+        std::swap(cur, nxt);
+      }
+    }
+  });
+  return y;
+}
+
 // The train-mode forward of a Sparse VD layer with the local reparameterisation trick (eq. 17) as a
 // C++ autograd Function: the same ops, in the same order, as layers._LRT (so the same random numbers
 // and results), without the Python interpreter in the forward or the backward pass.
@@ -246,7 +362,7 @@ def _build():
         module = load_inline(
             "sparsevd_lab_kernels",
             cpp_sources=_SOURCE,
-            functions=["kl_fused", "lrt"],
+            functions=["kl_fused", "lrt", "csr_linear", "sparse_mlp"],
             # -ffast-math lets gcc vectorise expf/logf through glibc's libmvec; the kernel keeps
             # every intermediate finite, as -ffast-math assumes
             extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
@@ -317,3 +433,25 @@ def lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None,
         res = module.lrt(x, weight, log_sigma2, bias, sigma2, True, list(stride), list(padding),
                          list(dilation), int(groups))
     return res[0], (res[1] if sigma2 is None else sigma2)
+
+
+def csr_linear(x: Tensor, crow: Tensor, col: Tensor, values: Tensor, bias: Tensor | None,
+               out_features: int) -> Tensor | None:
+    """x W^T + b for a CSR weight given as int32 ``crow``/``col`` and float32 ``values``, with the
+    compiled kernel (float32, contiguous 2-d CPU input); None where it does not apply, so that the
+    caller uses torch.sparse instead (the same result up to float rounding)."""
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or not x.is_contiguous()
+            or torch.is_grad_enabled() and x.requires_grad or not kernels_enabled()):
+        return None
+    return _build().csr_linear(x, crow, col, values, bias, int(out_features))
+
+
+def sparse_mlp(x: Tensor, used: Tensor, crows, cols, values, biases, outs, relu) -> Tensor | None:
+    """The output of a chain of CSR linear layers (with a ReLU after those flagged) for the input
+    features ``used`` of ``x``, by the compiled kernel (float32, contiguous 2-d CPU input); None where
+    it does not apply, so that the caller runs the layers one by one instead."""
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or not x.is_contiguous()
+            or torch.is_grad_enabled() and x.requires_grad or not kernels_enabled()):
+        return None
+    return _build().sparse_mlp(x, used, list(crows), list(cols), list(values), list(biases),
+                               [int(o) for o in outs], [bool(r) for r in relu])

@@ -53,7 +53,7 @@ def _no_svdo(model: nn.Module) -> bool:
 
 
 def _weights(model: nn.Module):
-    return [m for m in model if isinstance(m, (nn.Linear, nn.Conv2d, SparseLinear, SparseConv2d))]
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d, SparseLinear, SparseConv2d))]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_lenet300_outputs_equal_and_shrink(lenet300, storage):
     c = compress(lenet300, storage=storage, timing_batch=32, timing_repeats=2)
     assert isinstance(c, CompressedSequential) and _no_svdo(c)
     assert _max_diff(c, lenet300, x) <= TOL
-    sel = [m for m in c if isinstance(m, IndexSelect)][0]
+    sel = [m for m in c.modules() if isinstance(m, IndexSelect)][0]
     assert len(sel.index) <= 784 - 100  # the first 100 pixels are read by no kept weight
     w = _weights(c)
     assert w[0].out_features <= 200 and w[1].out_features <= 97 and w[2].out_features == 10
@@ -93,10 +93,10 @@ def test_lenet5_dead_channels_fold_into_next_bias(lenet5):
     x = torch.randn(20, 1, 28, 28)
     c = compress(lenet5, storage="dense")
     assert _max_diff(c, lenet5, x) <= TOL
-    convs = [m for m in c if isinstance(m, nn.Conv2d)]
+    convs = [m for m in c.modules() if isinstance(m, nn.Conv2d)]
     assert convs[0].out_channels <= 15 and convs[1].in_channels == convs[0].out_channels
     assert convs[1].out_channels <= 40
-    fc = [m for m in c if isinstance(m, nn.Linear)]
+    fc = [m for m in c.modules() if isinstance(m, nn.Linear)]
     assert fc[0].out_features <= 250 and fc[1].out_features == 10
     assert c.info["layers"][0]["shape_after"][0] == convs[0].out_channels
 
@@ -227,7 +227,7 @@ def test_save_load_round_trip(tmp_path, which, lenet300, lenet5):
         c = compress(m, storage=storage)
         path = save_compressed(c, tmp_path / f"{which}_{storage}.safetensors")
         back = load_compressed(path)
-        assert [type(a) for a in back] == [type(a) for a in c]
+        assert [type(a) for a in back.modules()] == [type(a) for a in c.modules()]
         assert _max_diff(back, m, x) <= TOL
         assert back.info["layers"] == c.info["layers"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{which}_dense.safetensors",
@@ -387,3 +387,76 @@ def test_inference_layout_exact_pool_first_inplace_channels_last_chunks(tmp_path
 def test_linear_model_gets_no_conv_layout(lenet300):
     c = compress(lenet300, storage="dense")
     assert not c.channels_last and c.chunk_size is None
+
+
+def _sparse_weight(out_f, in_f, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(out_f, in_f, generator=g)
+    return w * (torch.rand(out_f, in_f, generator=g) < density)
+
+
+@pytest.mark.parametrize("n", [1, 8, 13])
+@pytest.mark.parametrize("bias", [True, False])
+def test_compiled_csr_linear_equals_dense_product(n, bias):
+    from sparsevd_lab import kernels
+
+    if not kernels.kernels_enabled():
+        pytest.skip("compiled kernels not available")
+    w = _sparse_weight(7, 20, 0.2, seed=n)
+    b = torch.randn(7) if bias else None
+    layer = SparseLinear(w, b)
+    x = torch.randn(n, 20)
+    with torch.no_grad():
+        got = kernels.csr_linear(x, layer._crow, layer._col, layer.weight.values(), b, 7)
+        assert got is not None
+        assert torch.allclose(got, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-6)
+        assert torch.allclose(layer(x), got)
+    # where the kernel does not apply (float64, or an input that needs a gradient) it says so, and
+    # the layer computes the same with torch.sparse
+    assert kernels.csr_linear(x.double(), layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    xg = x.clone().requires_grad_()
+    assert kernels.csr_linear(xg, layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    assert torch.allclose(layer(xg).detach(), got, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_mlp_equals_its_layers_and_survives_save_load(tmp_path):
+    from sparsevd_lab import kernels
+    from sparsevd_lab.compress import SparseMLP
+
+    if not kernels.kernels_enabled():
+        pytest.skip("compiled kernels not available")
+    torch.manual_seed(0)
+    dense_mid = nn.Linear(6, 5)
+    chain = nn.Sequential(IndexSelect(torch.tensor([0, 3, 4, 9, 11, 15]), 16),
+                          SparseLinear(_sparse_weight(6, 6, 0.5, 1), torch.randn(6)), nn.ReLU(),
+                          dense_mid, nn.ReLU(), SparseLinear(_sparse_weight(3, 5, 0.6, 2), None))
+    assert SparseMLP.eligible(list(chain))
+    assert not SparseMLP.eligible(list(chain) + [nn.Tanh()])
+    assert not SparseMLP.eligible([nn.ReLU(), nn.Linear(2, 2)])
+    mlp = SparseMLP(chain)
+    model = CompressedSequential(nn.Flatten(), mlp).eval()
+    x = torch.randn(13, 4, 4)
+    with torch.no_grad():
+        want = chain(x.flatten(1))
+        assert torch.allclose(model(x), want, rtol=1e-5, atol=1e-6)
+        mlp.use_kernel = False
+        assert torch.equal(model(x), want)
+        mlp.use_kernel = True
+    back = load_compressed(save_compressed(model, tmp_path / "mlp.safetensors"))
+    assert isinstance(back[1], SparseMLP)
+    with torch.no_grad():
+        assert torch.allclose(back(x), want, rtol=1e-5, atol=1e-6)
+
+
+def test_compress_picks_the_sparse_mlp_only_when_it_measures_faster(lenet300):
+    c = compress(lenet300, input_shape=(1, 28, 28), timing_batch=256, timing_repeats=3)
+    if "seconds_sparse_mlp" in c.info:  # the compiled kernels were available
+        from sparsevd_lab.compress import SparseMLP
+
+        used = any(isinstance(m, SparseMLP) for m in c.modules())
+        assert used == (c.info["seconds_sparse_mlp"] < c.info["seconds_layers"])
+        assert used == (c.info.get("layout") == "sparse_mlp")
+    x = torch.randn(20, 1, 28, 28)
+    assert _max_diff(c, lenet300, x) <= TOL
+    flops = flops_report(lenet300, (1, 28, 28), c)  # the report sees the layers inside a SparseMLP
+    assert len(flops) >= 3
