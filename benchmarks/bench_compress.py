@@ -120,7 +120,8 @@ def bench_model(name: str, model, data, epochs: int, fast: bool, repeats: int) -
         "speedup_b1000_x": t1000[0] / t1000[1],
         "b1000_dense_layout_ms": t1000[2] * 1e3,
         "speedup_b1000_vs_dense_layout_x": t1000[2] / t1000[1],
-        "inference_layout": f"channels_last={compact.channels_last}, chunk_size={compact.chunk_size}",
+        "inference_layout": f"{compact.info.get('layout', 'layers')}, channels_last={compact.channels_last}, "
+                            f"chunk_size={compact.chunk_size}",
         "dense_file_bytes": int(sizes.iloc[0]["bytes"]),
         "compressed_file_bytes": int(sizes.iloc[2]["bytes"]),
         "file_ratio_x": sizes.attrs["size_ratio"],
