@@ -29,7 +29,7 @@ import warnings
 import torch
 from torch import Tensor
 
-__all__ = ["kernels_enabled", "fused_kl_enabled", "fused_kl", "lrt_enabled", "lrt", "csr_linear", "sparse_mlp"]
+__all__ = ["kernels_enabled", "fused_kl_enabled", "fused_kl", "lrt_enabled", "lrt", "train_forward", "csr_linear", "sparse_mlp"]
 
 ENV = "SPARSEVD_KERNELS"
 
@@ -340,6 +340,22 @@ std::vector<torch::Tensor> lrt(torch::Tensor x, torch::Tensor weight, torch::Ten
                                std::vector<int64_t> dilation, int64_t groups) {
   return LRT::apply(x, weight, log_sigma2, bias, sigma2, conv, stride, padding, dilation, groups);
 }
+
+// A Sparse VD layer's whole train-mode forward on the CPU in one call: the fused KL pass (which also
+// writes sigma^2) and then the LRT Function on that sigma^2. Returns (out, sigma^2, scale * dKL/dtheta,
+// scale * dKL/dlog_sigma2, KL). theta and log_sigma2: contiguous float32 CPU tensors.
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, double> train_forward(
+    torch::Tensor x, torch::Tensor weight, torch::Tensor log_sigma2, std::optional<torch::Tensor> bias,
+    double scale, bool conv, std::vector<int64_t> stride, std::vector<int64_t> padding,
+    std::vector<int64_t> dilation, int64_t groups) {
+  auto w = weight.detach(), l = log_sigma2.detach();
+  auto gw = at::empty_like(w), gl = at::empty_like(w), sigma2 = at::empty_like(w);
+  const double total = kl_fused({w}, {l}, {gw}, {gl}, {sigma2}, scale);
+  auto outs = LRT::apply(x, weight, log_sigma2, bias, std::optional<torch::Tensor>(sigma2), conv, stride,
+                         padding, dilation, groups);
+  return {outs[0], sigma2, gw, gl, total};
+}
+
 """
 
 _STATE: dict = {}
@@ -362,7 +378,7 @@ def _build():
         module = load_inline(
             "sparsevd_lab_kernels",
             cpp_sources=_SOURCE,
-            functions=["kl_fused", "lrt", "csr_linear", "sparse_mlp"],
+            functions=["kl_fused", "lrt", "train_forward", "csr_linear", "sparse_mlp"],
             # -ffast-math lets gcc vectorise expf/logf through glibc's libmvec; the kernel keeps
             # every intermediate finite, as -ffast-math assumes
             extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
@@ -416,6 +432,19 @@ def lrt_enabled(x: Tensor, weight: Tensor) -> bool:
     if x.device.type != "cpu" or weight.device.type != "cpu" or _setting() == "0":
         return False
     return _build() is not None
+
+
+def train_forward(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, scale: float,
+                  conv_args=None):
+    """A layer's train-mode forward in one compiled call: (out, sigma^2, scale * dKL/dtheta,
+    scale * dKL/dlog_sigma2, KL as a float). The caller checks ``fused_kl_enabled([weight,
+    log_sigma2])`` and numeric padding first."""
+    module = _build()
+    if conv_args is None:
+        return module.train_forward(x, weight, log_sigma2, bias, float(scale), False, [], [], [], 1)
+    stride, padding, dilation, groups = conv_args
+    return module.train_forward(x, weight, log_sigma2, bias, float(scale), True, list(stride),
+                                list(padding), list(dilation), int(groups))
 
 
 def lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None,

@@ -380,11 +380,10 @@ class SVDOMixin:
             # One compiled pass gives exp(log_sigma2) for the LRT and the KL with its gradients,
             # which kl_sum() then takes instead of a second pass (see kl_sum).
             scale = self.__dict__.get("_kl_scale_hint", 1.0)
-            total, gw, gls2, sigma2 = fused_kl([w], [p], scale, with_sigma2=True)
-            self._kl_cache = (_param_key(self), total, gw[0], gls2[0], scale)
-            out, sigma2 = kernels.lrt(x, w, p, self.bias, conv_args, sigma2[0])
-        else:
-            out, sigma2 = _lrt(x, w, p, self.bias, conv_args)
+            out, sigma2, gw, gls2, total = kernels.train_forward(x, w, p, self.bias, scale, conv_args)
+            self._kl_cache = (_param_key(self), total, gw, gls2, scale)
+            return out
+        out, sigma2 = _lrt(x, w, p, self.bias, conv_args)
         # remembered until log_sigma2 changes, so that kl() in the same step reuses the exponential
         self._variance_cache = ((p.data_ptr(), p._version, p.dtype, p.device), sigma2)
         return out
