@@ -12,4 +12,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${extras}]"
-.venv/bin/python -c "import torch, sparsevd_lab; print('sparsevd_lab', sparsevd_lab.__version__, '| torch', torch.__version__)"
+# Build the compiled CPU kernels now (about a minute, once; cached by torch), not in the first
+# notebook or test that needs them; without a compiler the package uses its pure-PyTorch paths.
+.venv/bin/python -c "import torch, sparsevd_lab; from sparsevd_lab import kernels; print('sparsevd_lab', sparsevd_lab.__version__, '| torch', torch.__version__, '| compiled kernels:', 'yes' if kernels.kernels_enabled() else 'no (pure-PyTorch paths)')"
