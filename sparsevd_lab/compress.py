@@ -446,11 +446,11 @@ def compress(
     except _Unsupported as err:
         return _fallback(model, threshold, str(err))
     compact.eval()
+    x = _timing_input(compact, input_shape, example_input, timing_batch) if storage == "auto" else None
     if storage != "dense":
-        _choose_storage(compact, storage, input_shape, example_input, timing_batch, timing_repeats)
+        _choose_storage(compact, storage, x, timing_repeats)
     if storage == "auto":
         # a tail of sparse linear layers may run faster in one pass of the compiled kernel: time it
-        x = _timing_input(compact, input_shape, example_input, timing_batch)
         variant = None if x is None else _mlp_variant(compact)
         if variant is not None:
             t_layers, t_mlp = _interleaved([compact, variant], x, timing_repeats)
@@ -710,15 +710,6 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _median_time(fn, x: Tensor, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _timing_input(compact: CompressedSequential, input_shape, example_input, timing_batch: int):
     """A representative batch to time on: ``example_input``, else random rows of ``input_shape``
     (for a Linear-first model, maybe behind Flatten / IndexSelect, its input width); else None."""
@@ -745,7 +736,9 @@ def _interleaved(fns, x, repeats: int) -> list[float]:
     times = [[] for _ in fns]
     for _ in range(repeats):
         for t, fn in zip(times, fns):
-            t.append(_median_time(fn, x, 1))
+            start = time.perf_counter()
+            fn(x)
+            t.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 
@@ -773,16 +766,14 @@ def _mlp_variant(compact: CompressedSequential):
 
 
 @torch.no_grad()
-def _choose_storage(compact: CompressedSequential, storage: str, input_shape, example_input,
-                    timing_batch: int, repeats: int) -> None:
+def _choose_storage(compact: CompressedSequential, storage: str, x: Tensor | None, repeats: int) -> None:
     weight_idx = [i for i, m in enumerate(compact) if isinstance(m, (nn.Linear, nn.Conv2d))]
     if storage == "sparse":
         for i in weight_idx:
             compact[i] = _sparse_module(compact[i])
             compact.info["layers"][weight_idx.index(i)]["storage"] = "sparse"
         return
-    # "auto": time each layer on its own input from a representative batch.
-    x = _timing_input(compact, input_shape, example_input, timing_batch)
+    # "auto": time each layer on its own input from a representative batch (x).
     if x is None:
         return  # nothing to time on: keep dense
     for pos, i in enumerate(weight_idx):
@@ -794,11 +785,7 @@ def _choose_storage(compact: CompressedSequential, storage: str, input_shape, ex
         ref = dense(h)
         if not torch.allclose(sparse(h), ref, rtol=1e-4, atol=1e-5):  # pragma: no cover
             continue
-        td, ts = [], []
-        for _ in range(repeats):  # interleaved, so background load hits both alike
-            td.append(_median_time(dense, h, 1))
-            ts.append(_median_time(sparse, h, 1))
-        t_dense, t_sparse = statistics.median(td), statistics.median(ts)
+        t_dense, t_sparse = _interleaved([dense, sparse], h, repeats)
         compact.info["layers"][pos]["seconds_dense"] = t_dense
         compact.info["layers"][pos]["seconds_sparse"] = t_sparse
         if t_sparse < t_dense:

@@ -10,10 +10,9 @@ interpreter running the local reparameterisation trick's ~20 tensor operations p
 - ``lrt``: the LRT forward and backward (eq. 17) as a C++ autograd Function, the same tensor
   operations in the same order as ``layers._LRT`` (hence the same random numbers and results), for
   CPU tensors of any floating dtype;
-- ``csr_linear``: inference of a compressed linear layer whose weight Sparse VD left sparse
-  (``compress.SparseLinear``), straight from the batch-major input;
 - ``sparse_mlp``: inference of a whole compressed chain of sparse linear layers and ReLUs
-  (``compress.SparseMLP``) in one pass over the input.
+  (``compress.SparseMLP``) in one pass over the input; ``csr_linear`` is its one-layer case
+  (``compress.SparseLinear``).
 
 Both are compiled on first use with ``torch.utils.cpp_extension.load_inline`` (needs a C++ compiler
 and ``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). When they cannot be
@@ -167,60 +166,24 @@ static inline void row_dot(float* acc, const float* tile, int32_t k0, int32_t k1
   std::memcpy(acc + 4, &fhi, sizeof fhi);
 }
 
-// y = x W^T + b for a CSR weight W (out x in) and a batch-major x (N x in), float32: each output is
-// a short sum over the kept weights of its row, read straight from the input row (which stays in
-// L1 cache). No transposes, no index_select of the input. Used by compress.SparseLinear.
-torch::Tensor csr_linear(torch::Tensor x, torch::Tensor crow, torch::Tensor col, torch::Tensor val,
-                         std::optional<torch::Tensor> bias, int64_t out_features) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous() && x.device().is_cpu(),
-              "csr_linear: x must be a contiguous 2-d float32 CPU tensor");
-  const int64_t n = x.size(0), in = x.size(1);
-  auto y = torch::empty({n, out_features}, x.options());
-  const float* px = x.data_ptr<float>();
-  const int32_t* pr = crow.data_ptr<int32_t>();
-  const int32_t* pc = col.data_ptr<int32_t>();
-  const float* pv = val.data_ptr<float>();
-  const float* pb = bias.has_value() ? bias->data_ptr<float>() : nullptr;
-  float* py = y.data_ptr<float>();
-  // Eight input rows at a time, transposed into a tile (feature-major, eight floats per feature):
-  // every kept weight then costs one 8-wide multiply-add on contiguous floats, and the eight sums
-  // are independent (no chain of additions waiting on each other).
-  constexpr int64_t R = 8;
-  at::parallel_for(0, (n + R - 1) / R, 4, [&](int64_t g0, int64_t g1) {
-    std::vector<float> tile(in * R);
-    float* pt = tile.data();
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t b = g * R, rows = std::min(R, n - b);
-      for (int64_t r = 0; r < R; ++r) {
-        const float* xr = px + (b + std::min(r, rows - 1)) * in;  // a short last group repeats a row
-        for (int64_t c = 0; c < in; ++c) pt[c * R + r] = xr[c];
-      }
-      for (int64_t j = 0; j < out_features; ++j) {
-        float acc[R];
-        row_dot(acc, pt, pr[j], pr[j + 1], pc, pv, pb ? pb[j] : 0.f);
-        for (int64_t r = 0; r < rows; ++r) py[(b + r) * out_features + j] = acc[r];
-      }
-    }
-  });
-  return y;
-}
-
 // A whole compressed MLP (what Sparse VD leaves of LeNet-300-100) in one pass: for eight input rows
 // at a time, the used input features are gathered into a feature-major tile, then every layer
 // (CSR weight, bias, optional ReLU) maps one tile to the next inside L1 cache; only the last layer
-// writes memory. No intermediate tensors, no transposes, no per-layer dispatch.
+// writes memory. No intermediate tensors, no transposes, no per-layer dispatch. An empty `used`
+// means every input feature (one layer of it is compress.SparseLinear's kernel).
 torch::Tensor sparse_mlp(torch::Tensor x, torch::Tensor used, std::vector<torch::Tensor> crows,
                          std::vector<torch::Tensor> cols, std::vector<torch::Tensor> vals,
                          std::vector<torch::Tensor> biases, std::vector<int64_t> outs,
                          std::vector<bool> relu) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous() && x.device().is_cpu(),
               "sparse_mlp: x must be a contiguous 2-d float32 CPU tensor");
-  const int64_t n = x.size(0), in = x.size(1), n_used = used.numel(), L = (int64_t)outs.size();
+  const int64_t n = x.size(0), in = x.size(1), L = (int64_t)outs.size();
+  const int64_t n_used = used.numel() ? used.numel() : in;
   int64_t widest = n_used;
   for (auto o : outs) widest = std::max(widest, o);
   auto y = torch::empty({n, outs.back()}, x.options());
   const float* px = x.data_ptr<float>();
-  const int32_t* pu = used.data_ptr<int32_t>();
+  const int32_t* pu = used.numel() ? used.data_ptr<int32_t>() : nullptr;
   float* py = y.data_ptr<float>();
   constexpr int64_t R = 8;
   at::parallel_for(0, (n + R - 1) / R, 4, [&](int64_t g0, int64_t g1) {
@@ -229,7 +192,11 @@ torch::Tensor sparse_mlp(torch::Tensor x, torch::Tensor used, std::vector<torch:
       const int64_t row0 = g * R, rows = std::min(R, n - row0);
       for (int64_t r = 0; r < R; ++r) {
         const float* xr = px + (row0 + std::min(r, rows - 1)) * in;  // a short last group repeats a row
-        for (int64_t u = 0; u < n_used; ++u) a[u * R + r] = xr[pu[u]];
+        if (pu) {
+          for (int64_t u = 0; u < n_used; ++u) a[u * R + r] = xr[pu[u]];
+        } else {
+          for (int64_t u = 0; u < n_used; ++u) a[u * R + r] = xr[u];
+        }
       }
       float* cur = a.data();
       float* nxt = b.data();
@@ -378,7 +345,7 @@ def _build():
         module = load_inline(
             "sparsevd_lab_kernels",
             cpp_sources=_SOURCE,
-            functions=["kl_fused", "lrt", "train_forward", "csr_linear", "sparse_mlp"],
+            functions=["kl_fused", "lrt", "train_forward", "sparse_mlp"],
             # -ffast-math lets gcc vectorise expf/logf through glibc's libmvec; the kernel keeps
             # every intermediate finite, as -ffast-math assumes
             extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
@@ -409,21 +376,17 @@ def fused_kl_enabled(tensors: list[Tensor]) -> bool:
     return _build() is not None
 
 
-def fused_kl(weights: list[Tensor], log_sigma2s: list[Tensor], scale: float = 1.0,
-             with_sigma2: bool = False):
-    """(KL summed over all layers, scale * dKL/dtheta and scale * dKL/dlog_sigma2 per layer), and
-    with ``with_sigma2`` a fourth item: exp(min(log_sigma2, 80)) per layer, for the LRT."""
+def fused_kl(weights: list[Tensor], log_sigma2s: list[Tensor],
+             scale: float = 1.0) -> tuple[float, list[Tensor], list[Tensor]]:
+    """(KL summed over all layers, scale * dKL/dtheta and scale * dKL/dlog_sigma2 per layer)."""
     module = _build()
     if module is None:
         raise RuntimeError("the fused KL kernel is not available here")
     with torch.no_grad():
         grad_w = [torch.empty_like(w) for w in weights]
         grad_ls2 = [torch.empty_like(w) for w in weights]
-        sigma2 = [torch.empty_like(w) for w in weights] if with_sigma2 else []
         total = module.kl_fused([w.detach() for w in weights], [p.detach() for p in log_sigma2s],
-                                grad_w, grad_ls2, sigma2, float(scale))
-    if with_sigma2:
-        return total, grad_w, grad_ls2, sigma2
+                                grad_w, grad_ls2, [], float(scale))  # []: no sigma^2 wanted
     return total, grad_w, grad_ls2
 
 
@@ -434,53 +397,56 @@ def lrt_enabled(x: Tensor, weight: Tensor) -> bool:
     return _build() is not None
 
 
+def _op_args(conv_args) -> tuple:
+    """(conv, stride, padding, dilation, groups) as the C++ functions take them; None = linear."""
+    if conv_args is None:
+        return False, [], [], [], 1
+    stride, padding, dilation, groups = conv_args
+    return True, list(stride), list(padding), list(dilation), int(groups)
+
+
 def train_forward(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, scale: float,
                   conv_args=None):
     """A layer's train-mode forward in one compiled call: (out, sigma^2, scale * dKL/dtheta,
     scale * dKL/dlog_sigma2, KL as a float). The caller checks ``fused_kl_enabled([weight,
     log_sigma2])`` and numeric padding first."""
-    module = _build()
-    if conv_args is None:
-        return module.train_forward(x, weight, log_sigma2, bias, float(scale), False, [], [], [], 1)
-    stride, padding, dilation, groups = conv_args
-    return module.train_forward(x, weight, log_sigma2, bias, float(scale), True, list(stride),
-                                list(padding), list(dilation), int(groups))
+    return _build().train_forward(x, weight, log_sigma2, bias, float(scale), *_op_args(conv_args))
 
 
 def lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None,
-        conv_args=None, sigma2: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        conv_args=None) -> tuple[Tensor, Tensor]:
     """(out, sigma^2) of the LRT forward (eq. 17) through the compiled autograd Function.
-    ``conv_args`` = (stride, padding, dilation, groups) with numeric padding, or None for linear;
-    ``sigma2``: exp(log_sigma2) when already computed (by ``fused_kl``), else computed here."""
+    ``conv_args`` = (stride, padding, dilation, groups) with numeric padding, or None for linear."""
     module = _build()
     if module is None:
         raise RuntimeError("the compiled LRT Function is not available here")
-    if conv_args is None:
-        res = module.lrt(x, weight, log_sigma2, bias, sigma2, False, [], [], [], 1)
-    else:
-        stride, padding, dilation, groups = conv_args
-        res = module.lrt(x, weight, log_sigma2, bias, sigma2, True, list(stride), list(padding),
-                         list(dilation), int(groups))
-    return res[0], (res[1] if sigma2 is None else sigma2)
+    out, sigma2 = module.lrt(x, weight, log_sigma2, bias, None, *_op_args(conv_args))
+    return out, sigma2
 
 
-def csr_linear(x: Tensor, crow: Tensor, col: Tensor, values: Tensor, bias: Tensor | None,
-               out_features: int) -> Tensor | None:
-    """x W^T + b for a CSR weight given as int32 ``crow``/``col`` and float32 ``values``, with the
-    compiled kernel (float32, contiguous 2-d CPU input); None where it does not apply, so that the
-    caller uses torch.sparse instead (the same result up to float rounding)."""
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or not x.is_contiguous()
-            or torch.is_grad_enabled() and x.requires_grad or not kernels_enabled()):
-        return None
-    return _build().csr_linear(x, crow, col, values, bias, int(out_features))
+_NONE = torch.empty(0)  # "no bias" / "every input feature" for the C++ sparse_mlp
+
+
+def _inference_input_ok(x: Tensor) -> bool:
+    """The sparse inference kernels take contiguous 2-d float32 CPU batches that need no gradient."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2 and x.is_contiguous()
+            and not (torch.is_grad_enabled() and x.requires_grad) and kernels_enabled())
 
 
 def sparse_mlp(x: Tensor, used: Tensor, crows, cols, values, biases, outs, relu) -> Tensor | None:
     """The output of a chain of CSR linear layers (with a ReLU after those flagged) for the input
     features ``used`` of ``x``, by the compiled kernel (float32, contiguous 2-d CPU input); None where
     it does not apply, so that the caller runs the layers one by one instead."""
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.dim() != 2 or not x.is_contiguous()
-            or torch.is_grad_enabled() and x.requires_grad or not kernels_enabled()):
+    if not _inference_input_ok(x):
         return None
     return _build().sparse_mlp(x, used, list(crows), list(cols), list(values), list(biases),
                                [int(o) for o in outs], [bool(r) for r in relu])
+
+
+def csr_linear(x: Tensor, crow: Tensor, col: Tensor, values: Tensor, bias: Tensor | None,
+               out_features: int) -> Tensor | None:
+    """x W^T + b for a CSR weight given as int32 ``crow``/``col`` and float32 ``values``: the
+    one-layer case of ``sparse_mlp`` over every input feature. None where the kernel does not
+    apply, so that the caller uses torch.sparse instead (the same result up to float rounding)."""
+    return sparse_mlp(x, _NONE, [crow], [col], [values], [_NONE if bias is None else bias],
+                      [out_features], [False])

@@ -276,11 +276,16 @@ class _LRT(torch.autograd.Function):
         return gx, gw, gls2, gb, None
 
 
+def _compiled_args(conv_args) -> bool:
+    """The compiled functions take linear layers and convolutions with numeric padding (not 'same')."""
+    return conv_args is None or not isinstance(conv_args[1], str)
+
+
 def _lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, conv_args) -> tuple[Tensor, Tensor]:
     """(out, sigma^2) of the LRT forward (eq. 17): the compiled C++ Function on the CPU when it is
     available (``sparsevd_lab.kernels``: no Python in the forward or backward pass), else ``_LRT``.
     Both run the same tensor operations in the same order."""
-    if (conv_args is None or not isinstance(conv_args[1], str)) and kernels.lrt_enabled(x, weight):
+    if _compiled_args(conv_args) and kernels.lrt_enabled(x, weight):
         return kernels.lrt(x, weight, log_sigma2, bias, conv_args)
     return _LRT.apply(x, weight, log_sigma2, bias, conv_args)
 
@@ -374,8 +379,8 @@ class SVDOMixin:
 
     def _train_forward(self, x: Tensor, conv_args) -> Tensor:
         w, p = self.weight, self.log_sigma2
-        fused = (torch.is_grad_enabled() and (conv_args is None or not isinstance(conv_args[1], str))
-                 and x.device.type == "cpu" and fused_kl_enabled([w, p]))
+        fused = (torch.is_grad_enabled() and _compiled_args(conv_args) and x.device.type == "cpu"
+                 and fused_kl_enabled([w, p]))
         if fused:
             # One compiled pass gives exp(log_sigma2) for the LRT and the KL with its gradients,
             # which kl_sum() then takes instead of a second pass (see kl_sum).
