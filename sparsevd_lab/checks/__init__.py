@@ -1,0 +1,15 @@
+"""Checks that teach: one ``check_...`` per exercise, for the lecture notebooks and the assignments.
+
+Each check runs the student's answer on tiny seeded inputs (well under 10 s), rejects the known
+wrong answers with a message that names the mistake (``CheckFailed``, an ``AssertionError``), and
+prints one line starting with ``OK:`` when the answer is right. One module per notebook:
+
+    common  the shared machinery (CheckFailed, _fail, _ok, _seeded, ...)
+    a1      assignment A1 (Sparse VD from scratch)
+"""
+from . import a1
+from .a1 import *  # noqa: F401,F403
+from .common import CheckFailed
+
+# One line per module: add "from .nbXX import *" and its __all__ here.
+__all__ = sorted(set(a1.__all__) | {"CheckFailed"})
