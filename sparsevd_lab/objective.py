@@ -81,6 +81,12 @@ class SGVLB(nn.Module):
         """The summed KL of the last call, before the kl_weight / N scaling (NaN before the first)."""
         return float(self._last[1]) if self._last is not None else float("nan")
 
+    @property
+    def last_terms(self) -> tuple[Tensor, Tensor] | None:
+        """(mean data loss, summed KL) of the last call as detached tensors on the model's device
+        (None before the first): a training loop can add them up without a device sync per step."""
+        return self._last
+
     def kl(self) -> Tensor:
         """Summed KL of all Sparse VD layers (one fused pass)."""
         return kl_sum(self._layers)

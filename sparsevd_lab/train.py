@@ -6,8 +6,10 @@ Introduced in notebook 03.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import load_checkpoint, run_config, save_checkpoint, set_rng_state
 from .data import DataBundle, TensorLoader
 from .layers import svdo_layers
 from .objective import SGVLB, kl_warmup
@@ -120,6 +123,7 @@ def fit(
     eval_train: bool = False,
     eval_every: int = 1,
     callback: Callable[[int, nn.Module, dict], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place and return a per-epoch history (one row per epoch).
 
@@ -130,9 +134,17 @@ def fit(
     Columns: epoch, lr, kl_weight, data_loss, kl, train_acc / train_mse (train mode, running; with
     ``eval_train`` an eval-mode pass over the training set), test_acc / test_mse, sparsity_%,
     compression, seconds. ``callback(epoch, model, row)`` runs after each epoch.
+
+    ``checkpoint``: a file path. After every epoch the whole state of the run (model, optimiser,
+    scheduler, random states, history) is written there atomically; when the file exists, ``fit``
+    checks that it belongs to this model and configuration, continues after its last finished epoch
+    and returns the whole history, every epoch once. On the CPU the resumed run ends with the same
+    weights as an uninterrupted one. A checkpoint of another run, or a corrupt one, raises
+    ``CheckpointError`` naming the file; nothing is loaded then.
     """
     if int(epochs) < 1:
         raise ValueError(f"epochs must be >= 1; got {epochs}")
+    epochs = int(epochs)
     set_seed(seed)
     device = resolve_device(device)
     model.to(device)
@@ -151,47 +163,73 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: lr_factor(e, epochs, lr_flat_fraction))
 
-    history = []
-    bar = range(epochs)
+    history: list[dict] = []
+    first = 0
+    generator = getattr(train_loader, "generator", None)
+    if checkpoint is not None:
+        config = run_config(
+            model, epochs=epochs, lr=float(lr), batch_size=int(getattr(train_loader, "batch_size", batch_size)),
+            lr_flat_fraction=float(lr_flat_fraction), weight_decay=float(weight_decay), train_size=int(n),
+            seed=int(seed), task=task, train_examples=int(train_loader.num_examples),
+            kl_weights=[float(schedule(e)) for e in range(epochs)] if is_svdo else [])
+        if Path(checkpoint).exists():
+            state = load_checkpoint(checkpoint, config)  # verified before anything is loaded
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"], generator)
+            history = list(state["history"])
+            first = int(state["epoch"])
+            if progress:
+                print(f"fit: resuming from {checkpoint} after epoch {first} of {epochs}", flush=True)
+
+    bar = range(first, epochs)
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(bar, desc=f"fit {'Sparse VD' if is_svdo else 'dense'}", unit="epoch", leave=False)
+        bar = tqdm(bar, desc=f"fit {'Sparse VD' if is_svdo else 'dense'}", unit="epoch", leave=False,
+                   initial=first, total=epochs)
+    key = "acc" if task == "classification" else "mse"
     for epoch in bar:
         start = time.perf_counter()
         model.train()
         if objective is not None:
             objective.kl_weight = schedule(epoch)
-        sums = {"data": 0.0, "kl": 0.0, "metric": 0.0, "n": 0}
+        # Running sums stay on the device and are read once per epoch: a float() per step would
+        # wait for the GPU at every step.
+        sum_data = torch.zeros((), dtype=torch.float64, device=device)
+        sum_metric = torch.zeros((), dtype=torch.float64, device=device)
+        last_kl = torch.zeros((), device=device)
+        count = 0
         for x, y in train_loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             out = model(x)
             if objective is not None:
                 loss = objective(out, y)
-                sums["data"] += objective.data_term * len(x)
-                sums["kl"] = objective.kl_term
+                data_term, last_kl = objective.last_terms
             else:
                 loss = data_loss(out, y)
-                sums["data"] += float(loss.detach()) * len(x)
+                data_term = loss.detach()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             with torch.no_grad():
+                sum_data += data_term * len(x)
                 if task == "classification":
-                    sums["metric"] += float((out.argmax(1) == y).sum())
+                    sum_metric += (out.argmax(1) == y).sum()
                 else:
-                    sums["metric"] += float(F.mse_loss(out, y, reduction="sum"))
-            sums["n"] += len(x)
-        if not math.isfinite(sums["data"]):
+                    sum_metric += F.mse_loss(out, y, reduction="sum")
+            count += len(x)
+        epoch_data = float(sum_data) / count
+        if not math.isfinite(epoch_data):
             raise FloatingPointError(f"training diverged at epoch {epoch} (data loss is not finite); "
                                      f"lower the learning rate")
         epoch_lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        key = "acc" if task == "classification" else "mse"
         row = {"epoch": epoch + 1, "lr": epoch_lr,
                "kl_weight": objective.kl_weight if objective else 0.0,
-               "data_loss": sums["data"] / sums["n"], "kl": sums["kl"] if objective else 0.0,
-               f"train_{key}": sums["metric"] / sums["n"]}
+               "data_loss": epoch_data, "kl": float(last_kl) if objective else 0.0,
+               f"train_{key}": float(sum_metric) / count}
         last = epoch + 1 == epochs
         if eval_train and (last or (epoch + 1) % eval_every == 0):
             row[f"train_{key}"] = evaluate(model, train_loader, task)[key]
@@ -204,6 +242,12 @@ def fit(
             row["compression"] = total / kept if kept else float("inf")
         row["seconds"] = time.perf_counter() - start
         history.append(row)
+        if checkpoint is not None:
+            # written after the epoch is complete (and before the callback, which may stop the
+            # run): a resumed run repeats no epoch and skips none
+            save_checkpoint(checkpoint, config=config, epoch=epoch + 1, model=model,
+                            optimizer=optimizer, scheduler=scheduler, history=history,
+                            loader_generator=generator)
         if progress:
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith("test_")
                              or k == "sparsity_%"})

@@ -11,7 +11,7 @@ Shipped results live in ``sparsevd_lab/results/`` and load with no network::
 
     from sparsevd_lab.experiments import load_result, sweep_point
     res = load_result("classification-sweep", dataset="offline-digits")
-    sweep_point(res, reg_factor=1.0, threshold=3.0)["error_%"]
+    sweep_point(res, kl_weight=1.0, threshold=3.0)["error_%"]
 """
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from .common import (RESULTS_DIR, SCHEMA_VERSION, ResultSchemaError, SnapshotRecorder,
-                     atomic_save_npz, atomic_write_json, result_filename, validate_result)
+                     atomic_save_npz, atomic_write_json, model_filename, result_filename,
+                     upgrade_result, validate_result)
 from .runners import (ARD_BOSTON_TABLE, EXPERIMENTS, PAPER_TABLE1, dropout_mlp, load_experiment_data,
                       run_experiment, synthetic_cifar, threshold_sweep)
 
@@ -41,6 +43,7 @@ __all__ = [
     "validate_result",
     "result_frame",
     "sweep_point",
+    "load_model",
     "threshold_sweep",
     "synthetic_cifar",
     "dropout_mlp",
@@ -124,19 +127,54 @@ def result_frame(result: dict) -> pd.DataFrame:
         df = pd.concat(parts, ignore_index=True)
     else:
         df = pd.DataFrame(res["rows"])
-    for col in ("compression", "error_%", "sparsity_%", "test_mse", "train_mse", "compression_%"):
+    for col in ("compression", "error_%", "sparsity_%", "test_mse", "train_mse"):
         if col in df:
             df[col] = df[col].map(_num).astype(float)
     return df
 
 
-def sweep_point(result: dict, reg_factor: float, threshold: float) -> dict:
-    """The classification-sweep point nearest to (reg_factor, threshold): reg factors are matched on
+def sweep_point(result: dict, kl_weight: float, threshold: float) -> dict:
+    """The classification-sweep point nearest to (kl_weight, threshold): KL weights are matched on
     a log scale, thresholds linearly. Returns the point dict (error_%, per-layer sparsity, ...)."""
     if result.get("experiment") != "classification-sweep":
         raise ValueError("sweep_point needs a classification-sweep result")
     res = result["results"]
-    rfs, ths = res["reg_factors"], res["thresholds"]
-    rf = min(rfs, key=lambda r: abs(np.log10(max(r, 1e-12)) - np.log10(max(reg_factor, 1e-12))))
+    kws, ths = res["kl_weights"], res["thresholds"]
+    kw = min(kws, key=lambda r: abs(np.log10(max(r, 1e-12)) - np.log10(max(kl_weight, 1e-12))))
     th = min(ths, key=lambda t: abs(t - threshold))
-    return res["points"][rfs.index(rf) * len(ths) + ths.index(th)]
+    return res["points"][kws.index(kw) * len(ths) + ths.index(th)]
+
+
+def load_model(experiment: str, dataset: str | None = None, method: str = "sparse-vd",
+               root: str | os.PathLike | None = None, fast: bool = False) -> nn.Module:
+    """A trained model shipped with a result (``results/models/...safetensors``), in eval mode:
+    LinearSVDO / Conv2dSVDO layers for ``method="sparse-vd"``, plain layers for ``"dense"``.
+
+    The file holds plain named float32 tensors (any safetensors tool reads it); nothing in it is
+    executed. Raises ``FileNotFoundError`` (saying which models exist and how to make one) or
+    ``ValueError`` when the tensors do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    from .runners import _build_lenet
+
+    if experiment not in ("lenet300", "lenet5"):
+        raise ValueError(f"load_model knows the Table 1 experiments lenet300 and lenet5; got "
+                         f"{experiment!r}")
+    result = load_result(experiment, dataset, root=root, fast=fast)
+    rel = result["files"].get(f"model_{method}")
+    if rel is None:
+        have = sorted(k[len("model_"):] for k in result["files"] if k.startswith("model_"))
+        raise FileNotFoundError(
+            f"result {result['files']['result']} ships no {method!r} model (it has: {have or 'none'}); "
+            f"rerun python -m sparsevd_lab.experiments {experiment} --dataset {result['dataset']} "
+            f"to produce one")
+    cfg = result["config"]
+    model = _build_lenet(experiment, tuple(cfg["input_shape"]), svdo=method == "sparse-vd",
+                         num_classes=cfg["num_classes"])
+    state = load_file(str(Path(result["_root"]) / rel))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{rel} does not fit the {experiment} architecture: {err}") from None
+    return model.eval()

@@ -7,6 +7,7 @@ import sys
 
 import torch
 
+from ..checkpoint import CheckpointError
 from ..data import DataError
 from .runners import EXPERIMENTS, run_experiment
 
@@ -34,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--resume", action="store_true",
+                        help="write a checkpoint after every epoch (under OUT/checkpoints/) and "
+                             "continue from it when it exists: a long run over several sittings")
+    parser.add_argument("--checkpoint-dir", help="where --resume keeps checkpoints "
+                                                 "(default OUT/checkpoints/NAME_DATASET)")
+    parser.add_argument("--val-size", type=int,
+                        help="training examples held out for validation (default: 5000 on "
+                             "fashion-mnist and mnist, 500 on offline-digits, for lenet300, lenet5 "
+                             "and classification-sweep)")
+    parser.add_argument("--route", choices=("scratch", "from-dense"), default="scratch",
+                        help="lenet300/lenet5: Sparse VD from scratch (the paper) or fine-tuned "
+                             "from the trained dense net")
+    parser.add_argument("--dense-epochs", type=int,
+                        help="lenet300/lenet5: epochs of the dense net (default: --epochs)")
     return parser
 
 
@@ -43,13 +58,14 @@ def _print_summary(result: dict) -> None:
     name, res = result["experiment"], result["results"]
     df = result_frame(result)
     if name in ("lenet300", "lenet5", "vgg-like"):
-        cols = [c for c in ("method", "error_%", "sparsity_per_layer", "compression") if c in df]
+        cols = [c for c in ("method", "error_%", "val_error_%", "sparsity_per_layer", "compression")
+                if c in df]
         print(df[cols].to_string(index=False))
     elif name == "regression-sweep":
-        print(df[["model", "reg_factor", "train_mse", "test_mse", "compression_%"]].to_string(index=False))
+        print(df[["model", "kl_weight", "train_mse", "test_mse", "sparsity_%"]].to_string(index=False))
     elif name == "classification-sweep":
         at3 = df[df.threshold == 3.0] if (df.threshold == 3.0).any() else df
-        print(at3[["reg_factor", "threshold", "error_%", "sparsity_per_layer", "compression"]]
+        print(at3[["kl_weight", "threshold", "error_%", "sparsity_per_layer", "compression"]]
               .to_string(index=False))
     elif name == "random-labels":
         for key, s in res["summary"].items():
@@ -68,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(exp.datasets)}")
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be >= 1; got {args.epochs}")
+    if args.dense_epochs is not None and args.dense_epochs < 1:
+        parser.error(f"--dense-epochs must be >= 1; got {args.dense_epochs}")
+    if (args.route != "scratch" or args.dense_epochs) and args.name not in ("lenet300", "lenet5"):
+        parser.error("--route and --dense-epochs apply to lenet300 and lenet5 only")
+    if args.checkpoint_dir and not args.resume:
+        parser.error("--checkpoint-dir needs --resume")
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m sparsevd_lab.experiments " + " ".join(
@@ -75,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_experiment(args.name, dataset, epochs=args.epochs, seed=args.seed,
                                 out=args.out, fast=args.fast or None, device=args.device,
-                                progress=not args.quiet, command=command)
+                                progress=not args.quiet, command=command, resume=args.resume,
+                                checkpoint_dir=args.checkpoint_dir, val_size=args.val_size,
+                                dense_epochs=args.dense_epochs, route=args.route)
     except DataError as err:
         parser.error(f"dataset {dataset!r} could not be loaded: {err}\n"
                      f"Data sets that work with no network: {', '.join(OFFLINE_DATASETS)}; "
                      f"valid for {args.name}: {', '.join(exp.datasets)}")
+    except CheckpointError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     except RuntimeError as err:
         if "CUDA" in str(err) or "cuda" in str(err):
             parser.error(str(err))

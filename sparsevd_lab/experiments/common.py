@@ -35,7 +35,9 @@ __all__ = [
     "provenance",
     "versions",
     "result_filename",
+    "model_filename",
     "validate_result",
+    "upgrade_result",
     "SnapshotRecorder",
     "jsonable",
 ]
@@ -151,6 +153,11 @@ def provenance(*, dataset: str, source: str, epochs: int | dict, paper_epochs: i
     return out
 
 
+def model_filename(experiment: str, dataset: str, method: str, fast: bool = False) -> str:
+    """``<experiment>_<dataset>[_fast]_<method>.safetensors``: a trained model of a result."""
+    return f"{experiment}_{dataset}{'_fast' if fast else ''}_{method}.safetensors"
+
+
 def result_filename(experiment: str, dataset: str, fast: bool = False) -> str:
     """``<experiment>_<dataset>[_fast].json``, e.g. ``lenet300_offline-digits.json``."""
     return f"{experiment}_{dataset}{'_fast' if fast else ''}.json"
@@ -173,15 +180,15 @@ _RESULTS = {
     "lenet5": {"rows": list, "history": dict},
     "random-labels": {"history": dict, "summary": dict},
     "regression-sweep": {"rows": list},
-    "classification-sweep": {"reg_factors": list, "thresholds": list, "points": list,
+    "classification-sweep": {"kl_weights": list, "thresholds": list, "points": list,
                              "layers": list, "history": dict},
     "vgg-like": {"rows": list, "history": dict},
 }
-_POINT = {"reg_factor": (int, float), "threshold": (int, float), "error_%": _NUM,
+_POINT = {"kl_weight": (int, float), "threshold": (int, float), "error_%": _NUM,
           "layer_sparsity_%": list, "sparsity_per_layer": str, "sparsity_%": _NUM,
           "compression": _NUM}
-_REG_ROW = {"model": str, "reg_factor": (int, float, type(None)), "train_mse": _NUM,
-            "test_mse": _NUM, "compression_%": _NUM}
+_REG_ROW = {"model": str, "kl_weight": (int, float, type(None)), "train_mse": _NUM,
+            "test_mse": _NUM, "sparsity_%": _NUM}
 
 
 def _need(obj: dict, spec: dict, where: str) -> None:
@@ -197,9 +204,38 @@ def _need(obj: dict, spec: dict, where: str) -> None:
             raise ResultSchemaError(f"{where}.{key} must be {typ}, got {type(value).__name__}")
 
 
+def upgrade_result(obj: Any) -> Any:
+    """Rename the words of older result files to today's, in place (one word per concept):
+    ``reg_factor(s)`` -> ``kl_weight(s)``; the regression table's ``compression_%`` (a share of
+    dropped weights) -> ``sparsity_%``; the Table 1 row ``pruning`` (one-shot to Sparse VD's
+    sparsity) -> ``pruning-matched``."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("results"), dict):
+        return obj
+    res = obj["results"]
+    if "reg_factors" in res:
+        res["kl_weights"] = res.pop("reg_factors")
+    for key in ("points", "rows"):
+        for item in res.get(key, []) if isinstance(res.get(key), list) else []:
+            if isinstance(item, dict):
+                if "reg_factor" in item:
+                    item["kl_weight"] = item.pop("reg_factor")
+                if "compression_%" in item:
+                    item["sparsity_%"] = item.pop("compression_%")
+                ard = item.get("ard_boston")
+                if isinstance(ard, dict) and "compression_%" in ard:
+                    ard["sparsity_%"] = ard.pop("compression_%")
+                if item.get("method") == "pruning":
+                    item["method"] = "pruning-matched"
+    if isinstance(res.get("history"), dict) and "pruning-finetune" in res["history"]:
+        res["history"]["pruning-matched"] = res["history"].pop("pruning-finetune")
+    return obj
+
+
 def validate_result(obj: Any) -> dict:
     """Check a result dict (as loaded from JSON) against the schema; return it, or raise
-    ``ResultSchemaError`` naming the first bad field."""
+    ``ResultSchemaError`` naming the first bad field. Older files are upgraded first
+    (``upgrade_result``)."""
+    obj = upgrade_result(obj)
     _need(obj, _TOP, "result")
     if obj["schema_version"] != SCHEMA_VERSION:
         raise ResultSchemaError(f"result.schema_version is {obj['schema_version']}, this package "
@@ -224,10 +260,10 @@ def validate_result(obj: Any) -> dict:
         for i, row in enumerate(res["rows"]):
             _need(row, _REG_ROW, f"result.results.rows[{i}]")
     elif name == "classification-sweep":
-        n = len(res["reg_factors"]) * len(res["thresholds"])
+        n = len(res["kl_weights"]) * len(res["thresholds"])
         if len(res["points"]) != n:
             raise ResultSchemaError(f"result.results.points has {len(res['points'])} entries, "
-                                    f"expected reg_factors x thresholds = {n}")
+                                    f"expected kl_weights x thresholds = {n}")
         for i, p in enumerate(res["points"]):
             _need(p, _POINT, f"result.results.points[{i}]")
     elif name == "random-labels":
@@ -251,31 +287,60 @@ class SnapshotRecorder:
 
     ``layers`` maps a short name to (module, slice) where the slice picks a part of the weight
     (e.g. ``(slice(0, 8),)`` for the first 8 rows). For Sparse VD layers ``log_alpha`` is kept too.
+    A third element ``"kept"`` stores only the mask of kept weights (log_alpha < the layer's
+    threshold) as booleans: a whole 500x800 layer per snapshot costs a few kilobytes compressed.
     ``save(path)`` writes one compressed ``.npz``: ``epoch`` (S,), ``<name>_weight`` and
-    ``<name>_log_alpha`` (S, *slice shape).
+    ``<name>_log_alpha`` (S, *slice shape), or ``<name>_kept``. ``restore(path)`` reads a partial
+    file back, so a resumed run (``fit(..., checkpoint=...)``) keeps its earlier snapshots.
     """
 
-    def __init__(self, layers: dict[str, tuple[nn.Module, tuple]], every: int, epochs: int) -> None:
+    def __init__(self, layers: dict[str, tuple], every: int, epochs: int,
+                 autosave: str | os.PathLike | None = None) -> None:
         self.layers = layers
         self.every = max(1, int(every))
         self.epochs = int(epochs)
+        self.autosave = autosave
         self.epoch: list[int] = []
         self.arrays: dict[str, list[np.ndarray]] = {}
 
     def take(self, epoch: int) -> None:
+        if int(epoch) in self.epoch:  # a resumed run may reach an epoch it already stored
+            return
         self.epoch.append(int(epoch))
         with torch.no_grad():
-            for name, (module, sl) in self.layers.items():
+            for name, spec in self.layers.items():
+                module, sl = spec[0], spec[1]
+                if len(spec) > 2 and spec[2] == "kept":
+                    kept = module.mask()[sl].detach().cpu().numpy().astype(bool)
+                    self.arrays.setdefault(f"{name}_kept", []).append(kept)
+                    continue
                 w = module.weight[sl].detach().cpu().float().numpy().astype(np.float16)
                 self.arrays.setdefault(f"{name}_weight", []).append(w)
                 if hasattr(module, "log_alpha"):
                     la = module.log_alpha[sl].detach().cpu().float().clamp(-30, 30).numpy()
                     self.arrays.setdefault(f"{name}_log_alpha", []).append(la.astype(np.float16))
+        if self.autosave is not None:
+            self.save(self.autosave)
 
     def __call__(self, epoch: int, model: nn.Module, row: dict) -> None:
         done = epoch + 1
         if done % self.every == 0 or done == self.epochs:
             self.take(done)
+
+    def restore(self, path: str | os.PathLike) -> bool:
+        """Load the snapshots of a partial run from ``path``; False when there is no such file."""
+        path = Path(path)
+        if not path.exists():
+            return False
+        try:
+            with np.load(path) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as err:
+            raise ValueError(f"snapshot file {path} cannot be read ({err}); delete it and the "
+                             f"checkpoints beside it to start fresh") from None
+        self.epoch = [int(e) for e in arrays.pop("epoch")]
+        self.arrays = {k: list(v) for k, v in arrays.items()}
+        return True
 
     def save(self, path: str | os.PathLike) -> Path:
         arrays = {k: np.stack(v) for k, v in self.arrays.items()}

@@ -8,6 +8,7 @@ every cut is written into the provenance.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import os
@@ -28,8 +29,8 @@ from ..models import from_dense, lenet5, lenet_300_100, mlp_regressor, vgg_like
 from ..objective import kl_warmup
 from ..reports import layer_sparsity, sparsity_string
 from ..train import RECIPES, evaluate, fit, resolve_device, set_seed
-from .common import (SCHEMA_VERSION, SnapshotRecorder, atomic_write_json, provenance,
-                     result_filename, validate_result)
+from .common import (SCHEMA_VERSION, SnapshotRecorder, atomic_write_bytes, atomic_write_json,
+                     model_filename, provenance, result_filename, validate_result)
 
 __all__ = ["EXPERIMENTS", "Experiment", "run_experiment", "synthetic_cifar", "PAPER_TABLE1",
            "ARD_BOSTON_TABLE"]
@@ -73,6 +74,8 @@ class Context:
     device: torch.device
     progress: bool
     out: Path | None
+    val: tuple[torch.Tensor, torch.Tensor] | None = None
+    checkpoint_dir: Path | None = None
     files: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -81,15 +84,39 @@ class Context:
         if self.progress:
             print(msg, flush=True)
 
-    def fit(self, model, **kwargs) -> pd.DataFrame:
+    def fit(self, model, phase: str | None = None, **kwargs) -> pd.DataFrame:
+        """``fit`` on the run's data; with ``--resume`` each ``phase`` has its own checkpoint file
+        (a finished phase returns its history at once, with the model restored)."""
         kwargs.setdefault("seed", self.seed)
         kwargs.setdefault("device", self.device)
         kwargs.setdefault("progress", self.progress)
+        if phase is not None and self.checkpoint_dir is not None:
+            path = self.checkpoint_path(phase)
+            if path.exists():
+                self.log(f"[{self.name}] {phase}: resuming from {path}")
+            kwargs["checkpoint"] = path
         return fit(model, self.data, **kwargs)
+
+    def checkpoint_path(self, phase: str) -> Path:
+        return self.checkpoint_dir / f"{phase}.pt"
 
     def snapshot_path(self, tag: str) -> tuple[Path | None, str]:
         rel = f"snapshots/{self.name}_{self.dataset}{'_fast' if self.fast else ''}_{tag}.npz"
         return (None if self.out is None else self.out / rel), rel
+
+    def save_model(self, method: str, model: nn.Module) -> None:
+        """The trained model as plain named float32 tensors (safetensors), for notebooks that
+        re-mask or compress it live (``experiments.load_model``)."""
+        if self.out is None:
+            return
+        from safetensors.torch import save as st_save
+
+        rel = f"models/{model_filename(self.name, self.dataset, method, self.fast)}"
+        state = {k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()}
+        blob = st_save(state, metadata={"experiment": self.name, "dataset": self.dataset,
+                                        "method": method})
+        atomic_write_bytes(self.out / rel, lambda fh: fh.write(blob))
+        self.files[f"model_{method}"] = rel
 
 
 def _frame(df: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list]:
@@ -172,83 +199,199 @@ def _pruning_module():
 # lenet300 / lenet5: Table 1 rows
 # --------------------------------------------------------------------------------------------------
 
-def _build_lenet(name: str, bundle: DataBundle, svdo: bool) -> nn.Sequential:
-    c, h, w = bundle.input_shape
+def _build_lenet(name: str, bundle_or_shape, svdo: bool, num_classes: int | None = None) -> nn.Sequential:
+    if isinstance(bundle_or_shape, DataBundle):
+        (c, h, w), num_classes = bundle_or_shape.input_shape, bundle_or_shape.num_classes
+    else:
+        c, h, w = bundle_or_shape
     if name == "lenet300":
-        return lenet_300_100(svdo=svdo, in_features=c * h * w, num_classes=bundle.num_classes)
-    return lenet5(svdo=svdo, in_channels=c, image_size=h, num_classes=bundle.num_classes)
+        return lenet_300_100(svdo=svdo, in_features=c * h * w, num_classes=num_classes)
+    return lenet5(svdo=svdo, in_channels=c, image_size=h, num_classes=num_classes)
+
+
+# The paper's layer names (Table 1 lists layers in this order); nn.Sequential only numbers them.
+LAYER_NAMES = {"lenet300": ["fc1", "fc2", "fc3"], "lenet5": ["conv1", "conv2", "fc1", "fc2"]}
+
+# Row names: each says what the row is, so that one-shot pruning to Sparse VD's sparsity is never
+# mistaken for Han et al.'s pruning at its own operating point (paper Table 1, "Pruning").
+METHOD_LABELS = {
+    "dense": "dense",
+    "sparse-vd": "Sparse VD",
+    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's per-layer sparsity + fine-tune",
+    "pruning-iterative": "magnitude pruning, iterative (Han et al. style), own operating point",
+}
+
+# Iterative pruning (Han et al. 2015 style): raise the global sparsity step by step, fine-tune after
+# each step, stop at the last step whose validation error stays within the budget of the dense net.
+PRUNING_SCHEDULE = (0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985,
+                    0.99, 0.9925, 0.995)
+PRUNING_BUDGET_POINTS = 0.5
 
 
 def _snapshot_layers(name: str, model: nn.Module) -> dict:
-    layers = [m for _, m in svdo_layers(model)] or [m for _, m in _weight_layers(model)]
+    layers = [m for _, m in svdo_layers(model)]
+    names = LAYER_NAMES[name]
     if name == "lenet300":
-        # the first 8 of the 300 units of the first layer: each row is a 28x28 receptive field
-        return {"fc1": (layers[0], (slice(0, 8),))}
-    # LeNet-5: all of conv1 (20x1x5x5) and a 32x100 slice of fc 800-500
-    return {"conv1": (layers[0], (slice(None),)), "fc1": (layers[2], (slice(0, 32), slice(0, 100)))}
+        # the kept mask of every layer: fc1's rows are 28x28 receptive fields
+        return {n: (m, (slice(None),), "kept") for n, m in zip(names, layers)}
+    # LeNet-5: both conv layers whole (weights and log alpha), the dense layers as kept masks
+    spec = {n: (m, (slice(None),)) for n, m in zip(names[:2], layers[:2])}
+    spec.update({n: (m, (slice(None),), "kept") for n, m in zip(names[2:], layers[2:])})
+    return spec
+
+
+def _val_error(model: nn.Module, ctx: Context) -> float:
+    loader = TensorLoader(*ctx.val, 1000, device=ctx.device)
+    return 100.0 * (1 - evaluate(model, loader)["acc"])
+
+
+def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recipe: dict,
+                       ft_epochs: int) -> tuple[nn.Module, list[dict], dict]:
+    """Prune the trained dense net step by step (global magnitude), fine-tuning after each step;
+    return the model at the last step within the validation budget, the curve, and the history."""
+    pruning = _pruning_module()
+    budget = _val_error(dense, ctx) + PRUNING_BUDGET_POINTS
+    current = copy.deepcopy(dense)
+    best, curve, history = None, [], {}
+    for step, target in enumerate(PRUNING_SCHEDULE, 1):
+        # prune the current (already sparse, fine-tuned) weights further: pruned weights stay zero
+        # because they are the smallest in magnitude (exactly 0)
+        current = pruning.magnitude_prune(current, target, permanent=False)
+        ctx.log(f"[{ctx.name}] iterative pruning step {step}: {100 * target:g} % sparsity, "
+                f"fine-tune {ft_epochs} epochs")
+        h = ctx.fit(current, phase=f"pruning-iterative-{step:02d}", epochs=ft_epochs,
+                    lr=recipe["lr"] * 0.1, batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
+        history[f"{step:02d}"] = _frame(h, ["epoch", "data_loss", "train_acc", "test_acc"])
+        pruning.make_permanent(current)
+        counts = _dense_counts(current)
+        total, kept = sum(n for _, n, _ in counts), sum(k for *_, k in counts)
+        val = _val_error(current, ctx)
+        point = {"step": step, "target_sparsity_%": 100 * target,
+                 "sparsity_%": round(100.0 * (1 - kept / total), 3),
+                 "compression": total / kept if kept else float("inf"),
+                 "val_error_%": round(val, 3),
+                 "test_error_%": round(100.0 * (1 - evaluate(current, test)["acc"]), 3),
+                 "within_budget": val <= budget}
+        curve.append(point)
+        ctx.log(f"    sparsity {point['sparsity_%']:.2f} %, val error {val:.2f} % "
+                f"(budget {budget:.2f} %), test error {point['test_error_%']:.2f} %")
+        if val <= budget:
+            best = copy.deepcopy(current)
+        else:
+            break  # past the operating point: more sparsity only costs more
+    if best is None:  # even the first step broke the budget: report the first step honestly
+        best = current
+    info = {"pruning_iterative_schedule": [100 * t for t in PRUNING_SCHEDULE],
+            "pruning_iterative_budget": f"validation error <= dense validation error + "
+                                        f"{PRUNING_BUDGET_POINTS} points ({budget:.3f} %)",
+            "pruning_iterative_finetune": f"{ft_epochs} epochs per step, Adam {recipe['lr'] * 0.1:g}, "
+                                          f"flat for half the epochs then linear to 0",
+            "pruning_iterative_method": "global magnitude pruning over all layers "
+                                        "(torch.nn.utils.prune.global_unstructured), masks kept "
+                                        "during fine-tuning"}
+    return best, curve, {"history": history, "config": info}
 
 
 def run_lenet(ctx: Context) -> dict:
     name = ctx.name
     recipe = RECIPES[name]
     epochs = ctx.epochs
+    dense_epochs = ctx.config.pop("dense_epochs", None) or epochs
+    route = ctx.config.pop("route", None) or "scratch"
     test = _loaders(ctx)[1]
     pruning = _pruning_module()
     history = {}
+    shape = ctx.data.input_shape
 
     # 1. dense baseline, the same recipe
     set_seed(ctx.seed)
     dense = _build_lenet(name, ctx.data, svdo=False)
-    ctx.log(f"[{name}] dense, {epochs} epochs")
-    h = ctx.fit(dense, epochs=epochs, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                lr_flat_fraction=recipe["lr_flat_fraction"])
+    ctx.log(f"[{name}] dense, {dense_epochs} epochs")
+    h = ctx.fit(dense, phase="dense", epochs=dense_epochs, lr=recipe["lr"],
+                batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"])
     history["dense"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc", "seconds"])
+    ctx.save_model("dense", dense)
 
-    # 2. Sparse VD from scratch with the KL warm-up
+    # 2. Sparse VD with the KL warm-up: from scratch (the paper) or from the trained dense net
     set_seed(ctx.seed)
-    svdo = _build_lenet(name, ctx.data, svdo=True)
+    if route == "from-dense":
+        svdo = from_dense(dense, log_sigma2_init=-10.0)
+    else:
+        svdo = _build_lenet(name, ctx.data, svdo=True)
     schedule, warm = _warmup(epochs)
-    rec = SnapshotRecorder(_snapshot_layers(name, svdo), every=max(1, epochs // 10), epochs=epochs)
-    rec.take(0)
-    ctx.log(f"[{name}] Sparse VD, {epochs} epochs")
-    h = ctx.fit(svdo, epochs=epochs, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                lr_flat_fraction=recipe["lr_flat_fraction"], kl_weight=schedule, callback=rec)
+    path, rel = ctx.snapshot_path("sparse-vd")
+    autosave = None if ctx.checkpoint_dir is None else ctx.checkpoint_dir / "sparse-vd-snapshots.npz"
+    rec = SnapshotRecorder(_snapshot_layers(name, svdo), every=max(1, epochs // 10), epochs=epochs,
+                           autosave=autosave)
+    if autosave is None or not rec.restore(autosave):
+        rec.take(0)
+    ctx.log(f"[{name}] Sparse VD ({route}), {epochs} epochs")
+    h = ctx.fit(svdo, phase="sparse-vd", epochs=epochs, lr=recipe["lr"],
+                batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"],
+                kl_weight=schedule, callback=rec)
     history["sparse-vd"] = _frame(h, ["epoch", "lr", "kl_weight", "data_loss", "kl", "train_acc",
                                       "test_acc", "sparsity_%", "compression", "seconds"])
-    path, rel = ctx.snapshot_path("sparse-vd")
     if path is not None:
         rec.save(path)
         ctx.files["snapshots"] = rel
+    ctx.save_model("sparse-vd", svdo)
 
     # 3. magnitude pruning of the trained dense net to Sparse VD's per-layer sparsity, then fine-tune
     amounts = pruning.match_svdo_sparsity(dense, svdo)
     pruned = pruning.magnitude_prune(dense, amounts, permanent=False)  # a copy, masks attached
     before = evaluate(pruned, test)["acc"]
     ft_epochs = max(1, min(10, epochs // 10))
-    ctx.log(f"[{name}] magnitude pruning to {amounts}, fine-tune {ft_epochs} epochs")
+    ctx.log(f"[{name}] magnitude pruning to Sparse VD's sparsity, fine-tune {ft_epochs} epochs")
     # fine-tune at the recipe's learning rate, flat for half the epochs then linear to 0 (at a
     # tenth of it, 10 epochs barely move a net pruned to Sparse VD's ~99 % sparsity)
-    h = ctx.fit(pruned, epochs=ft_epochs, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                lr_flat_fraction=0.5)
-    history["pruning-finetune"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
-                                             "seconds"])
+    h = ctx.fit(pruned, phase="pruning-matched", epochs=ft_epochs, lr=recipe["lr"],
+                batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
+    history["pruning-matched"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
+                                            "seconds"])
     pruning.make_permanent(pruned)
     ctx.config["pruned_sparsity"] = pruning.pruned_sparsity(pruned)
     ctx.config.update({"pruning_amounts": [float(a) for a in amounts],
                        "pruning_finetune_epochs": ft_epochs, "pruning_finetune_lr": recipe["lr"],
                        "pruning_finetune_lr_schedule": "flat for half the epochs, then linear to 0"})
 
+    # 4. iterative magnitude pruning at its own operating point (needs a validation split)
+    rows_extra, curve = [], []
+    if ctx.val is not None:
+        it_epochs = max(1, min(3, epochs // 20))
+        iterative, curve, info = _iterative_pruning(ctx, dense, test, recipe, it_epochs)
+        history["pruning-iterative"] = info["history"]
+        ctx.config.update(info["config"])
+        rows_extra.append(("pruning-iterative", iterative))
+    else:
+        ctx.notes.append("no validation split: the iterative pruning row was not run")
+
     paper = PAPER_TABLE1[name]
+    names = LAYER_NAMES[name]
+
+    def row(method, model, counts, extra):
+        counts = [(n, total, kept) for n, (_, total, kept) in zip(names, counts)]
+        return _table_row(method, model, test, counts,
+                          {"label": METHOD_LABELS[method],
+                           "val_error_%": None if ctx.val is None else round(_val_error(model, ctx), 3),
+                           **extra})
+
     rows = [
-        _table_row("dense", dense, test, _dense_counts(dense), {"paper_mnist": paper["dense"]}),
-        _table_row("pruning", pruned, test, _dense_counts(pruned),
-                   {"paper_mnist": paper["pruning"],
-                    "error_before_finetune_%": round(100 * (1 - before), 3)}),
-        _table_row("sparse-vd", svdo, test, layer_sparsity(svdo),
-                   {"paper_mnist": paper["sparse-vd"], "sparsity_string": sparsity_string(svdo)}),
+        row("dense", dense, _dense_counts(dense), {"paper_mnist": paper["dense"]}),
+        row("sparse-vd", svdo, layer_sparsity(svdo),
+            {"paper_mnist": paper["sparse-vd"], "sparsity_string": sparsity_string(svdo)}),
+        row("pruning-matched", pruned, _dense_counts(pruned),
+            {"error_before_finetune_%": round(100 * (1 - before), 3)}),
     ]
-    ctx.config.update({"recipe": recipe, **warm, "threshold": 3.0, "log_sigma2_init": -10.0})
-    return {"rows": rows, "history": history}
+    for method, model in rows_extra:
+        rows.append(row(method, model, _dense_counts(model), {"paper_mnist": paper["pruning"]}))
+    ctx.config.update({"recipe": recipe, **warm, "threshold": 3.0, "log_sigma2_init": -10.0,
+                       "sparse_vd_route": route, "dense_epochs": dense_epochs,
+                       "sparse_vd_epochs": epochs, "layers": names,
+                       "input_shape": list(shape), "num_classes": ctx.data.num_classes})
+    if route == "from-dense":
+        ctx.config["sparse_vd_start"] = (f"theta copied from the dense net trained {dense_epochs} "
+                                         f"epochs, log_sigma2 = -10 (sparsevd_lab.from_dense)")
+    return {"rows": rows, "history": history, "pruning_curve": curve}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,17 +463,18 @@ def run_random_labels(ctx: Context) -> dict:
 # regression sweep (the pytorch_ard Boston table, on diabetes)
 # --------------------------------------------------------------------------------------------------
 
+# KL weights (pytorch_ard calls them "reg factors": the multiplier of the KL term)
 REG_FACTORS = (0.0, 1e-4, 1e-3, 0.1, 1.0)
 
 
-def run_regression_sweep(ctx: Context, reg_factors=REG_FACTORS) -> dict:
+def run_regression_sweep(ctx: Context, kl_weights=REG_FACTORS) -> dict:
     bundle = ctx.data
     epochs = ctx.epochs
     batch = bundle.train_size  # full batch, as pytorch_ard
     every = max(1, epochs // 50)
     train, test = bundle.loaders(batch, seed=ctx.seed, device=ctx.device)
     rows, history = [], {}
-    settings = [("dense", None)] + [("sparse-vd", float(r)) for r in reg_factors]
+    settings = [("dense", None)] + [("sparse-vd", float(r)) for r in kl_weights]
     for model_name, reg in settings:
         set_seed(ctx.seed)
         model = mlp_regressor(bundle.input_shape[0], svdo=model_name == "sparse-vd")
@@ -349,27 +493,27 @@ def run_regression_sweep(ctx: Context, reg_factors=REG_FACTORS) -> dict:
             comp = 100.0 * (1 - sum(k for *_, k in rs) / sum(n for _, n, _ in rs))
             per = sparsity_string(model)
         best = min((v for v in history[key]["test_mse"] if v is not None), default=te)
-        rows.append({"model": model_name, "reg_factor": reg, "train_mse": tr, "test_mse": te,
-                     "best_test_mse_during_training": best, "compression_%": comp,
+        rows.append({"model": model_name, "kl_weight": reg, "train_mse": tr, "test_mse": te,
+                     "best_test_mse_during_training": best, "sparsity_%": comp,
                      "sparsity_per_layer": per,
-                     "ard_boston": dict(zip(("train_mse", "test_mse", "compression_%"),
+                     "ard_boston": dict(zip(("train_mse", "test_mse", "sparsity_%"),
                                             ARD_BOSTON_TABLE[key]))})
     dense_test = rows[0]["test_mse"]
-    beats = [r["reg_factor"] for r in rows[1:] if r["test_mse"] < dense_test]
+    beats = [r["kl_weight"] for r in rows[1:] if r["test_mse"] < dense_test]
     ctx.config.update({"model": "mlp_regressor: 1 hidden layer of 150 ReLU units",
                        "optimizer": "Adam 1e-3, flat", "batch_size": batch,
                        "kl_weight": "constant = reg factor (no warm-up)", "threshold": 3.0,
-                       "reg_factors": list(reg_factors),
+                       "kl_weights": list(kl_weights),
                        "mse_units": "standardised target (a constant predictor scores ~1)"})
     return {"rows": rows, "history": history,
-            "summary": {"dense_test_mse": dense_test, "reg_factors_beating_dense": beats}}
+            "summary": {"dense_test_mse": dense_test, "kl_weights_beating_dense": beats}}
 
 
 # --------------------------------------------------------------------------------------------------
 # classification sweep: reg factor x threshold
 # --------------------------------------------------------------------------------------------------
 
-SWEEP_REG_FACTORS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+SWEEP_KL_WEIGHTS = (0.1, 0.3, 1.0, 3.0, 10.0)
 SWEEP_THRESHOLDS = tuple(round(0.5 * i, 1) for i in range(11))  # 0, 0.5, ..., 5
 
 
@@ -398,29 +542,33 @@ def threshold_sweep(model: nn.Module, test: TensorLoader, thresholds) -> list[di
     return out
 
 
-def run_classification_sweep(ctx: Context, reg_factors=SWEEP_REG_FACTORS,
+def run_classification_sweep(ctx: Context, kl_weights=SWEEP_KL_WEIGHTS,
                              thresholds=SWEEP_THRESHOLDS) -> dict:
     if ctx.fast:
-        reg_factors, thresholds = (0.1, 1.0), (0.0, 3.0, 5.0)
+        kl_weights, thresholds = (0.1, 1.0), (0.0, 3.0, 5.0)
     recipe = RECIPES["lenet300"]
     test = _loaders(ctx)[1]
     c, h, w = ctx.data.input_shape
     points, history, layers = [], {}, []
-    for rf in reg_factors:
+    for kw in kl_weights:
         set_seed(ctx.seed)
         model = lenet_300_100(svdo=True, in_features=c * h * w, num_classes=ctx.data.num_classes)
-        schedule, warm = _warmup(ctx.epochs, max_weight=rf)
-        ctx.log(f"[classification-sweep] reg factor {rf:g}, {ctx.epochs} epochs")
-        hist = ctx.fit(model, epochs=ctx.epochs, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                       lr_flat_fraction=recipe["lr_flat_fraction"], kl_weight=schedule)
-        history[f"{rf:g}"] = _frame(hist, ["epoch", "kl_weight", "test_acc", "sparsity_%"])
-        layers = [n for n, _ in svdo_layers(model)]
+        schedule, warm = _warmup(ctx.epochs, max_weight=kw)
+        ctx.log(f"[classification-sweep] KL weight {kw:g}, {ctx.epochs} epochs")
+        hist = ctx.fit(model, phase=f"kl-weight-{kw:g}", epochs=ctx.epochs, lr=recipe["lr"],
+                       batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"],
+                       kl_weight=schedule)
+        history[f"{kw:g}"] = _frame(hist, ["epoch", "kl_weight", "test_acc", "sparsity_%"])
+        layers = LAYER_NAMES["lenet300"]
+        val = None if ctx.val is None else round(_val_error(model, ctx), 3)
         for p in threshold_sweep(model, test, thresholds):
-            points.append({"reg_factor": float(rf), **p})
+            points.append({"kl_weight": float(kw), **p,
+                           **({"val_error_%_at_3": val} if p["threshold"] == 3.0 else {})})
     ctx.config.update({"model": "LeNet-300-100 Sparse VD", "recipe": recipe,
-                       "kl_weight": "authors' warm-up scaled to max = reg factor",
+                       "kl_weight": "the authors' warm-up scaled to its final value, the KL weight "
+                                    "of each run (pytorch_ard calls it the reg factor)",
                        **{k: v for k, v in warm.items() if k != "kl_weight_max"}})
-    return {"reg_factors": [float(r) for r in reg_factors], "thresholds": [float(t) for t in thresholds],
+    return {"kl_weights": [float(r) for r in kl_weights], "thresholds": [float(t) for t in thresholds],
             "layers": layers, "points": points, "history": history}
 
 
@@ -517,9 +665,33 @@ def load_experiment_data(dataset: str) -> DataBundle:
     return _LOADERS[dataset]()
 
 
-def _epochs_note(exp: Experiment, epochs: int, fast: bool) -> str:
+# Validation examples held out of the training set for the choices a run makes (the iterative
+# pruning's operating point); the test set is never used to choose anything.
+VAL_SIZES = {"fashion-mnist": 5000, "mnist": 5000, "offline-digits": 500}
+VAL_EXPERIMENTS = ("lenet300", "lenet5", "classification-sweep")
+
+
+def hold_out(bundle: DataBundle, n_val: int, seed: int = 0) -> tuple[DataBundle, tuple]:
+    """Split ``n_val`` random training examples off as a validation set: (smaller bundle, (x, y))."""
+    if not 0 < n_val < bundle.train_size:
+        raise ValueError(f"validation size must be between 1 and {bundle.train_size - 1}; got {n_val}")
+    order = torch.randperm(bundle.train_size, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    train = DataBundle(bundle.name, f"{bundle.source}; {n_val} random training examples held out "
+                       f"for validation (seed {seed})", bundle.x_train[train_idx],
+                       bundle.y_train[train_idx], bundle.x_test, bundle.y_test, bundle.task,
+                       bundle.num_classes)
+    return train, (bundle.x_train[val_idx], bundle.y_train[val_idx])
+
+
+def _epochs_note(exp: Experiment, epochs: int, fast: bool, route: str = "scratch",
+                 dense_epochs: int | None = None) -> str:
     if exp.paper_epochs is None:
         return f"{epochs} epochs"
+    if route == "from-dense" and not fast:
+        return (f"dense net trained {dense_epochs or epochs} epochs, then Sparse VD fine-tuned from it "
+                f"for {epochs} epochs (route from-dense; the paper trains from scratch for "
+                f"{exp.paper_epochs})")
     if fast:
         return f"fast mode: {epochs} epoch(s) on a data subset (paper recipe: {exp.paper_epochs})"
     if epochs == exp.paper_epochs:
@@ -531,13 +703,23 @@ def _epochs_note(exp: Experiment, epochs: int, fast: bool) -> str:
 def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None = None,
                    seed: int = 0, out: str | os.PathLike | None = None, fast: bool | None = None,
                    device: str = "auto", progress: bool = False, data: DataBundle | None = None,
-                   command: str | None = None) -> dict:
+                   command: str | None = None, resume: bool = False,
+                   checkpoint_dir: str | os.PathLike | None = None, val_size: int | None = None,
+                   dense_epochs: int | None = None, route: str = "scratch") -> dict:
     """Run one experiment and return its result dict (validated); with ``out`` also write
-    ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``).
+    ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``, trained
+    models under ``<out>/models/``).
 
     ``fast`` (default: $SPARSEVD_FAST == "1") runs 1-2 epochs on a data subset. ``data`` overrides
-    the loaded data set (tests, notebooks). Raises ``ValueError`` for unknown names or epochs < 1 and
-    ``sparsevd_lab.OfflineError`` when a data set needs a download and there is no network.
+    the loaded data set (tests, notebooks). ``resume``: every training phase writes a checkpoint
+    after each epoch under ``checkpoint_dir`` (default ``<out>/checkpoints/<name>_<dataset>``) and
+    continues from it when it exists, so a long run can be spread over several sittings.
+    ``val_size``: training examples held out for validation (default ``VAL_SIZES`` for the Table 1
+    experiments and the sweep, 0 elsewhere). ``route`` (lenet300/lenet5): ``"scratch"`` (the paper)
+    or ``"from-dense"`` (Sparse VD starts from the trained dense net, the authors' advice for
+    fine-tuning), with ``dense_epochs`` for the dense phase (default: ``epochs``).
+    Raises ``ValueError`` for unknown names or epochs < 1 and ``sparsevd_lab.OfflineError`` when a
+    data set needs a download and there is no network.
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; valid: {', '.join(EXPERIMENTS)}")
@@ -553,13 +735,38 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}")
     epochs = int(epochs)
+    if route not in ("scratch", "from-dense"):
+        raise ValueError(f"route must be 'scratch' or 'from-dense'; got {route!r}")
+    if (route != "scratch" or dense_epochs is not None) and name not in ("lenet300", "lenet5"):
+        raise ValueError(f"route and dense_epochs apply to lenet300 and lenet5, not {name!r}")
+    if dense_epochs is not None and (isinstance(dense_epochs, bool) or int(dense_epochs) < 1):
+        raise ValueError(f"dense_epochs must be an integer >= 1; got {dense_epochs!r}")
     started = time.time()
     bundle = data if data is not None else load_experiment_data(dataset)
     if fast and exp.fast_sizes != (0, 0):
         bundle = bundle.subset(*exp.fast_sizes)
+    if val_size is None:
+        val_size = (100 if fast else VAL_SIZES.get(dataset, 0)) if name in VAL_EXPERIMENTS else 0
+    val = None
+    if val_size:
+        bundle, val = hold_out(bundle, int(val_size), seed)
+    ckdir = None
+    if resume:
+        if checkpoint_dir is None and out is None:
+            raise ValueError("resume needs a folder for the checkpoints: pass out or checkpoint_dir")
+        ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else (
+            Path(out) / "checkpoints" / f"{name}_{dataset}{'_fast' if fast else ''}")
+        if ckdir.exists() and any(ckdir.glob("*.pt")):
+            print(f"resume: continuing from the checkpoints in {ckdir}", flush=True)
+        else:
+            print(f"resume: no checkpoint in {ckdir} yet; starting fresh (a checkpoint is written "
+                  f"after every epoch)", flush=True)
     dev = resolve_device(device)
     ctx = Context(name=name, dataset=dataset, data=bundle, epochs=epochs, seed=seed, fast=fast,
-                  device=dev, progress=progress, out=None if out is None else Path(out))
+                  device=dev, progress=progress, out=None if out is None else Path(out),
+                  val=val, checkpoint_dir=ckdir)
+    if name in ("lenet300", "lenet5"):
+        ctx.config.update({"route": route, "dense_epochs": dense_epochs})
     results = exp.runner(ctx)
     bundle = ctx.data  # a runner may transform the data (random labels)
     result = {
@@ -568,10 +775,13 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
         "dataset": dataset,
         "provenance": provenance(dataset=dataset, source=bundle.source, epochs=epochs,
                                  paper_epochs=exp.paper_epochs,
-                                 epochs_note=_epochs_note(exp, epochs, fast), seed=seed,
+                                 epochs_note=_epochs_note(exp, epochs, fast, route, dense_epochs),
+                                 seed=seed,
                                  device=str(dev), started=started, fast=fast, command=command,
                                  extra={"train_size": bundle.train_size,
-                                        "test_size": int(len(bundle.x_test))}),
+                                        "validation_size": int(val_size or 0),
+                                        "test_size": int(len(bundle.x_test)),
+                                        "resumed_checkpoints": ckdir is not None}),
         "config": ctx.config,
         "results": results,
         "files": ctx.files,

@@ -26,12 +26,15 @@ def _lenet(obj) -> str:
              f"wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
              "| method | error % | sparsity per layer % | compression | paper (MNIST): error %, "
              "sparsity, compression |", "|---|---|---|---|---|"]
+    labels = {"pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity + fine-tune",
+              "pruning-iterative": "magnitude pruning, iterative, own operating point"}
     for r in obj["results"]["rows"]:
         pm = r.get("paper_mnist", {})
         paper = f"{pm.get('error_%', '')}, {pm.get('sparsity_per_layer', '') or '-'}, " \
                 f"{pm.get('compression', '')}x" if pm else ""
         sp = r["sparsity_per_layer"] if r["method"] != "dense" else "-"
-        lines.append(f"| {r['method']} | {_f(r['error_%'])} | {sp} | "
+        name = r.get("label") or labels.get(r["method"], r["method"])
+        lines.append(f"| {name} | {_f(r['error_%'])} | {sp} | "
                      f"{_f(r['compression'], '{:.1f}')}x | {paper} |")
     return "\n".join(lines)
 
@@ -39,20 +42,20 @@ def _lenet(obj) -> str:
 def _regression(obj) -> str:
     p = obj["provenance"]
     rows = obj["results"]["rows"]
-    keys = ["dense" if r["reg_factor"] is None else f"{r['reg_factor']:g}" for r in rows]
+    keys = ["dense" if r["kl_weight"] is None else f"{r['kl_weight']:g}" for r in rows]
     lines = [f"**regression-sweep on {obj['dataset']}** ({p['epochs']} full-batch epochs; seed "
              f"{p['seed']}; wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
-             "| | " + " | ".join(("reg " + k) if k != "dense" else k for k in keys) + " |",
+             "| | " + " | ".join(("KL weight " + k) if k != "dense" else k for k in keys) + " |",
              "|---|" + "---|" * len(keys)]
     lines.append("| MSE train | " + " | ".join(_f(r["train_mse"], "{:.2g}") for r in rows) + " |")
     lines.append("| MSE test | " + " | ".join(_f(r["test_mse"], "{:.3f}") for r in rows) + " |")
-    lines.append("| compression % | " + " | ".join(_f(r["compression_%"]) for r in rows) + " |")
+    lines.append("| sparsity % | " + " | ".join(_f(r["sparsity_%"]) for r in rows) + " |")
     lines.append("| pytorch_ard Boston: MSE train | "
                  + " | ".join(_f(r["ard_boston"]["train_mse"], "{:.3f}") for r in rows) + " |")
     lines.append("| pytorch_ard Boston: MSE test | "
                  + " | ".join(_f(r["ard_boston"]["test_mse"], "{:.3f}") for r in rows) + " |")
-    lines.append("| pytorch_ard Boston: compression % | "
-                 + " | ".join(_f(r["ard_boston"]["compression_%"]) for r in rows) + " |")
+    lines.append("| pytorch_ard Boston: sparsity % (its \"compression %\") | "
+                 + " | ".join(_f(r["ard_boston"]["sparsity_%"]) for r in rows) + " |")
     return "\n".join(lines)
 
 
@@ -77,10 +80,10 @@ def _sweep(obj) -> str:
     res = obj["results"]
     lines = [f"**classification-sweep on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; "
              f"wall {p['wall_time_s']:.0f} s; `{p['command']}`). Threshold 3 (the paper's):", "",
-             "| reg factor | error % | sparsity per layer % | compression |", "|---|---|---|---|"]
+             "| KL weight | error % | sparsity per layer % | compression |", "|---|---|---|---|"]
     for pt in res["points"]:
         if pt["threshold"] == 3.0:
-            lines.append(f"| {pt['reg_factor']:g} | {_f(pt['error_%'])} | {pt['sparsity_per_layer']} | "
+            lines.append(f"| {pt['kl_weight']:g} | {_f(pt['error_%'])} | {pt['sparsity_per_layer']} | "
                          f"{_f(pt['compression'], '{:.1f}')}x |")
     return "\n".join(lines)
 
