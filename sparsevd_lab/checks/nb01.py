@@ -70,7 +70,7 @@ def _scalar_call(what: str, fn: Callable, value: float, expected: float) -> None
 # --------------------------------------------------------------------------------------------------
 
 def check_dropout_rate(fn: Callable) -> None:
-    """``fn(alpha)`` must return the Gaussian-dropout rate p with alpha = p / (1 - p) (sec. 3.3 of
+    """``fn(alpha)`` must return the Gaussian-dropout rate p with alpha = p / (1 - p) (sec. 3 of
     the paper), elementwise on a numpy array, and on a single float."""
     what = "dropout_rate"
     out = _as_array(what, _call(what, fn, ALPHAS.copy()), ALPHAS.shape)
@@ -186,7 +186,7 @@ _SHARE_CASES = [  # (a, b, lo, hi): the share of [lo, hi]'s mass that lies in [a
 
 
 def check_log_uniform_share(fn: Callable) -> None:
-    """``fn(a, b, lo, hi)`` must return the share of the mass of the log-uniform prior (eq. 8),
+    """``fn(a, b, lo, hi)`` must return the share of the mass of the log-uniform prior (sec. 3),
     truncated to lo <= |w| <= hi, that lies in a <= |w| <= b: log(b / a) / log(hi / lo)."""
     what = "log_uniform_share"
     cases = np.array(_SHARE_CASES)
@@ -207,9 +207,9 @@ def check_log_uniform_share(fn: Callable) -> None:
         }
         name = _match(out, wrong)
         if name:
-            _fail(what, f"you computed {name}. The density of log|w| is constant (eq. 8)")
+            _fail(what, f"you computed {name}. The density of log|w| is constant (sec. 3)")
         i = int(np.nanargmax(np.abs(out - expected)))
         _fail(what, f"wrong value for a={a[i]:g}, b={b[i]:g}, lo={lo[i]:g}, hi={hi[i]:g}: expected "
-                    f"{expected[i]:.6g}, got {out[i]:.6g}. The density of log|w| is constant (eq. 8)")
+                    f"{expected[i]:.6g}, got {out[i]:.6g}. The density of log|w| is constant (sec. 3)")
     _ok(what, f"= log(b/a) / log(hi/lo): one decade of the six in [1e-6, 1] holds {expected[0]:.4f} "
               f"of the mass, as much as any other decade")
