@@ -21,7 +21,7 @@
 # 3. explain why a weight with a large $\alpha$ can be removed (its signal-to-noise ratio $1/\sqrt\alpha$), and
 #    compute its dropout rate and the chance that a sample flips its sign.
 #
-# **Time on CPU:** under 10 seconds (default and fast mode alike; nothing is trained), plus about
+# **Time on CPU:** under 30 seconds (default and fast mode alike; nothing is trained), plus about
 # 40 minutes for the four exercises.
 #
 # **Exercises.** Four short ones (5-10 minutes each), marked **Exercise**: write a function, then run

@@ -21,7 +21,7 @@
 # 3. refit its constants $k_1, k_2, k_3$ with Nelder-Mead, as the authors did, and explain why
 #    $k_1 \approx 0.636$.
 #
-# **Time on CPU:** about 15 seconds in default mode (100,000 Monte Carlo draws per point), 5 seconds in
+# **Time on CPU:** under 30 seconds in default mode (100,000 Monte Carlo draws per point), less in
 # fast mode; plus about 40 minutes for the four exercises.
 #
 # **Exercises.** Four, marked **Exercise** (5-15 minutes each): write a function, then run the cell after
@@ -113,13 +113,13 @@ def mc_neg_kl(log_alpha, n_samples, seed):
 checks.check_mc_neg_kl(mc_neg_kl)
 
 # %% [markdown]
-# The package's version of the same estimator, `theory.neg_kl_mc`, subtracts our $C$ and loops over the
-# grid in chunks to bound memory. Here it runs on 401 values of $\log\alpha$:
+# The package has the same estimator, `theory.neg_kl_mc` (it subtracts our $C$ and loops over the grid in
+# chunks to bound memory), and an exact reference to compare it with.
 #
 # **An exact reference.** With $m = 1/\sqrt\alpha$, $(\varepsilon + m)^2$ is a noncentral $\chi^2_1$ with noncentrality $m^2$,
 # a Poisson$(m^2/2)$ mixture of $\chi^2_{1+2J}$; hence $\mathbb E\log(\varepsilon+m)^2 = \log 2 + \mathbb E\,\psi(\tfrac12 + J)$ ($\psi$ the digamma
 # function), and $-\mathrm{KL} = -\tfrac12\left(\log 2 + \mathbb E\,\psi(\tfrac12 + J)\right) + C$: a series that
-# `theory.neg_kl_exact` sums to about $10^{-10}$.
+# `theory.neg_kl_exact` sums to about $10^{-10}$. Both run on 401 values of $\log\alpha$:
 
 # %%
 start = time.perf_counter()
