@@ -8,7 +8,9 @@ download and this machine is offline. The modes come from the environment (docs/
 - default: the student mode, at most 10 minutes per notebook on a 2-core CPU, no network;
 - ``SPARSEVD_RETRAIN=1``: opt in to live training of what is otherwise loaded from shipped results;
 - ``SPARSEVD_DATASET``: the data set (default ``offline-digits``; ``mnist`` downloads full MNIST);
-- ``SPARSEVD_FIGURES``: the folder for saved figures (default ``figures`` beside the notebook).
+- ``SPARSEVD_FIGURES``: the folder for saved figures (default ``figures`` beside the notebook);
+- ``SPARSEVD_FIGURE_FORMATS``: extra formats every saved figure is also written in, for slides
+  (comma-separated, from png, svg, pdf; e.g. ``SPARSEVD_FIGURE_FORMATS=svg,pdf``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ __all__ = [
     "check_data",
     "figure_dir",
     "figure_path",
+    "FIGURE_FORMATS",
+    "figure_formats",
     "savefig",
     "elapsed",
     "PIP_SPEC",
@@ -173,15 +177,29 @@ def figure_path(name: str) -> Path:
     return folder / name
 
 
-def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
-    """Save ``fig`` as ``figures/name`` in default mode (not in fast mode unless ``force``).
+FIGURE_FORMATS = ("png", "svg", "pdf")
 
-    Written to a temporary file and renamed, so no half-written figure is left behind. Returns the
-    path, or None when nothing was saved.
-    """
-    if mode() == "fast" and not force:
-        return None
-    path = figure_path(name)
+
+def figure_formats() -> tuple[str, ...]:
+    """The extra formats of $SPARSEVD_FIGURE_FORMATS (comma-separated, any case, e.g. "svg,pdf"),
+    in the order given, without repeats; () when unset or empty. The one place the switch is read.
+    Raises ``ValueError`` naming the allowed formats for anything else."""
+    raw = os.environ.get("SPARSEVD_FIGURE_FORMATS", "")
+    formats: list[str] = []
+    for piece in raw.split(","):
+        fmt = piece.strip().lower().lstrip(".")
+        if not fmt:
+            continue
+        if fmt not in FIGURE_FORMATS:
+            raise ValueError(f"SPARSEVD_FIGURE_FORMATS={raw!r}: {fmt!r} is not a figure format this "
+                             f"package writes; use a comma-separated list of {', '.join(FIGURE_FORMATS)} "
+                             f"(e.g. SPARSEVD_FIGURE_FORMATS=svg,pdf), or unset it")
+        if fmt not in formats:
+            formats.append(fmt)
+    return tuple(formats)
+
+
+def _write_figure(fig, path: Path, dpi: int) -> None:
     fmt = path.suffix.lstrip(".") or "png"
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
     os.close(fd)
@@ -192,6 +210,24 @@ def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
+    """Save ``fig`` as ``figures/name`` in default mode (not in fast mode unless ``force``), and
+    also in each format of $SPARSEVD_FIGURE_FORMATS (``figure_formats``): with
+    ``SPARSEVD_FIGURE_FORMATS=svg,pdf``, "01_priors.png" also gives 01_priors.svg and 01_priors.pdf.
+
+    Each file is written to a temporary file and renamed, so no half-written figure is left behind.
+    Returns the path of ``name``, or None when nothing was saved.
+    """
+    if mode() == "fast" and not force:
+        return None
+    extra = figure_formats()  # read (and a bad value reported) before anything is written
+    path = figure_path(name)
+    _write_figure(fig, path, dpi)
+    for fmt in extra:
+        if fmt != path.suffix.lstrip(".").lower():
+            _write_figure(fig, path.with_suffix("." + fmt), dpi)
     return path
 
 

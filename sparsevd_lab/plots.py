@@ -177,11 +177,11 @@ def plot_kl(log_alpha, reference, curves: Mapping[str, np.ndarray], reference_la
         ax.plot(la, y, color=PALETTE[i % len(PALETTE)], lw=1.3, label=name)
         ax2.plot(la, np.asarray(y) - reference, color=PALETTE[i % len(PALETTE)], label=name)
     ax.axvline(3.0, color="0.5", ls=":", lw=1)
-    ax.set(xlabel="log alpha (nats)", ylabel="-KL(q || p) (nats per weight)",
+    ax.set(xlabel="log alpha (dimensionless)", ylabel="-KL(q || p) (nats per weight)",
            title="Negative KL to the log-uniform prior")
     ax.legend(fontsize="small")
     ax2.axhline(0, color="0.3", lw=1)
-    ax2.set(xlabel="log alpha (nats)", ylabel=f"curve - {reference_label} (nats)",
+    ax2.set(xlabel="log alpha (dimensionless)", ylabel=f"curve - {reference_label} (nats)",
             title="Approximation error")
     ax2.legend(fontsize="small")
     fig.tight_layout()

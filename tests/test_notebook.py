@@ -96,6 +96,39 @@ def test_figure_path_and_savefig(monkeypatch, tmp_path):
     plt.close(fig)
 
 
+def test_figure_formats_switch(monkeypatch):
+    monkeypatch.delenv("SPARSEVD_FIGURE_FORMATS", raising=False)
+    assert nb.figure_formats() == ()
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", "")
+    assert nb.figure_formats() == ()
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", " SVG, pdf,,svg, .png ")
+    assert nb.figure_formats() == ("svg", "pdf", "png")
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", "svg,eps")
+    with pytest.raises(ValueError, match="'eps' is not a figure format.*png, svg, pdf"):
+        nb.figure_formats()
+
+
+def test_savefig_writes_the_extra_formats(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPARSEVD_FIGURES", str(tmp_path))
+    monkeypatch.setenv("SPARSEVD_FAST", "0")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", "svg,pdf,png")
+    path = nb.savefig(fig, "c.png")
+    assert path == tmp_path / "c.png" and path.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "c.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (tmp_path / "c.svg").read_bytes()[:2000]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pdf", "c.png", "c.svg"]  # no .part left
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", "tiff")
+    with pytest.raises(ValueError, match="SPARSEVD_FIGURE_FORMATS"):
+        nb.savefig(fig, "d.png")
+    assert not (tmp_path / "d.png").exists()  # a bad switch writes nothing
+    monkeypatch.setenv("SPARSEVD_FAST", "1")  # fast mode saves nothing, whatever the switch
+    monkeypatch.setenv("SPARSEVD_FIGURE_FORMATS", "svg")
+    assert nb.savefig(fig, "e.png") is None and not (tmp_path / "e.svg").exists()
+    plt.close(fig)
+
+
 def test_elapsed_format():
     assert re.fullmatch(r"\d+ min \d\d s", nb.elapsed())
 
