@@ -14,6 +14,7 @@ experiments CLI with ``--resume``) and it continues after the last finished epoc
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import random
@@ -42,10 +43,22 @@ def _model_signature(model: nn.Module) -> list[list]:
             for k, v in model.state_dict().items()]
 
 
+def _fingerprint(model: nn.Module) -> str:
+    """A hash of the model's starting weights: two runs that start from different weights (another
+    seed, from scratch against from a dense net, another pruning mask) are different runs."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def run_config(model: nn.Module, **settings: Any) -> dict:
-    """The description a checkpoint is matched against: the model's structure and ``settings``
-    (plain numbers, strings and lists: epochs, learning rate, the KL weight of every epoch, ...)."""
-    return {"model_class": type(model).__name__, "model": _model_signature(model), **settings}
+    """The description a checkpoint is matched against: the model's structure, a hash of its
+    starting weights, and ``settings`` (plain numbers, strings and lists: epochs, learning rate,
+    the KL weight of every epoch, ...). Call it before training or loading anything."""
+    return {"model_class": type(model).__name__, "model": _model_signature(model),
+            "initial_weights": _fingerprint(model), **settings}
 
 
 def rng_state(loader_generator: torch.Generator | None) -> dict:
@@ -100,7 +113,10 @@ def _differences(saved: dict, now: dict) -> list[str]:
         out.append(f"the model ({saved.get('model_class')} there, {now.get('model_class')} here; "
                    + "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
                    + ")")
-    for key in sorted((set(saved) | set(now)) - {"model", "model_class"}):
+    keys = set(saved) | set(now)
+    if "initial_weights" not in saved:  # written before the hash existed: nothing to compare
+        keys.discard("initial_weights")
+    for key in sorted(keys - {"model", "model_class"}):
         if saved.get(key) != now.get(key):
             a, b = saved.get(key, "absent"), now.get(key, "absent")
             if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and len(a) > 6:

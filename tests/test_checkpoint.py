@@ -112,3 +112,15 @@ def test_run_config_describes_model_and_settings():
     cfg = run_config(lenet_300_100(in_features=64), epochs=3, lr=1e-3)
     assert cfg["model_class"] == "Sequential" and cfg["epochs"] == 3
     assert ["1.log_sigma2", [300, 64], "float32"] in cfg["model"]
+
+
+def test_other_starting_weights_are_another_run(small, tmp_path):
+    """Same architecture and settings, other starting weights (another seed, or from a dense net
+    instead of from scratch): the checkpoint is refused, not silently continued."""
+    path = tmp_path / "run.pt"
+    with pytest.raises(Stop):
+        _run(small, path, stop_after=2)
+    set_seed(2)
+    other = lenet_300_100(in_features=64)
+    with pytest.raises(CheckpointError, match="initial_weights"):
+        fit(other, small, epochs=5, kl_weight=lambda e: 0.1 * e, progress=False, checkpoint=path)

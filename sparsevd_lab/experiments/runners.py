@@ -276,11 +276,18 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
         ctx.log(f"    sparsity {point['sparsity_%']:.2f} %, val error {val:.2f} % "
                 f"(budget {budget:.2f} %), test error {point['test_error_%']:.2f} %")
         if val <= budget:
+            # the highest sparsity within the budget so far; the whole schedule runs, because a
+            # validation error on a few thousand examples moves by a few tenths of a point from
+            # step to step, and stopping at the first miss would stop on noise
             best = copy.deepcopy(current)
+            point["chosen"] = True
+            for earlier in curve[:-1]:
+                earlier["chosen"] = False
         else:
-            break  # past the operating point: more sparsity only costs more
-    if best is None:  # even the first step broke the budget: report the first step honestly
-        best = current
+            point["chosen"] = False
+    if best is None:  # no step met the budget: the operating point is the dense net (0 % sparsity)
+        ctx.notes.append("iterative pruning: no step met the validation budget")
+        best = copy.deepcopy(dense)
     info = {"pruning_iterative_schedule": [100 * t for t in PRUNING_SCHEDULE],
             "pruning_iterative_budget": f"validation error <= dense validation error + "
                                         f"{PRUNING_BUDGET_POINTS} points ({budget:.3f} %)",
@@ -782,7 +789,7 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                                         "validation_size": int(val_size or 0),
                                         "test_size": int(len(bundle.x_test)),
                                         "resumed_checkpoints": ckdir is not None}),
-        "config": ctx.config,
+        "config": {**ctx.config, **({"notes": ctx.notes} if ctx.notes else {})},
         "results": results,
         "files": ctx.files,
     }
