@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--route", choices=("scratch", "from-dense"), default="scratch",
                         help="lenet300/lenet5: Sparse VD from scratch (the paper) or fine-tuned "
                              "from the trained dense net")
+    parser.add_argument("--kl-weights", type=float, nargs="+", metavar="W",
+                        help="classification-sweep: the KL weights to train (default 0.1 0.3 1 3 10)")
     parser.add_argument("--dense-epochs", type=int,
                         help="lenet300/lenet5: epochs of the dense net (default: --epochs)")
     return parser
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--dense-epochs must be >= 1; got {args.dense_epochs}")
     if (args.route != "scratch" or args.dense_epochs) and args.name not in ("lenet300", "lenet5"):
         parser.error("--route and --dense-epochs apply to lenet300 and lenet5 only")
+    if args.kl_weights is not None and args.name != "classification-sweep":
+        parser.error("--kl-weights applies to classification-sweep only")
+    if args.kl_weights is not None and any(w < 0 for w in args.kl_weights):
+        parser.error(f"--kl-weights must be >= 0; got {args.kl_weights}")
     if args.checkpoint_dir and not args.resume:
         parser.error("--checkpoint-dir needs --resume")
     if args.threads:
@@ -99,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                                 out=args.out, fast=args.fast or None, device=args.device,
                                 progress=not args.quiet, command=command, resume=args.resume,
                                 checkpoint_dir=args.checkpoint_dir, val_size=args.val_size,
-                                dense_epochs=args.dense_epochs, route=args.route)
+                                dense_epochs=args.dense_epochs, route=args.route,
+                                kl_weights=args.kl_weights)
     except DataError as err:
         parser.error(f"dataset {dataset!r} could not be loaded: {err}\n"
                      f"Data sets that work with no network: {', '.join(OFFLINE_DATASETS)}; "

@@ -551,8 +551,11 @@ def threshold_sweep(model: nn.Module, test: TensorLoader, thresholds) -> list[di
 
 def run_classification_sweep(ctx: Context, kl_weights=SWEEP_KL_WEIGHTS,
                              thresholds=SWEEP_THRESHOLDS) -> dict:
+    chosen = ctx.config.pop("kl_weights", None)
     if ctx.fast:
         kl_weights, thresholds = (0.1, 1.0), (0.0, 3.0, 5.0)
+    if chosen:
+        kl_weights = tuple(chosen)
     recipe = RECIPES["lenet300"]
     test = _loaders(ctx)[1]
     c, h, w = ctx.data.input_shape
@@ -712,7 +715,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                    device: str = "auto", progress: bool = False, data: DataBundle | None = None,
                    command: str | None = None, resume: bool = False,
                    checkpoint_dir: str | os.PathLike | None = None, val_size: int | None = None,
-                   dense_epochs: int | None = None, route: str = "scratch") -> dict:
+                   dense_epochs: int | None = None, route: str = "scratch",
+                   kl_weights: tuple[float, ...] | None = None) -> dict:
     """Run one experiment and return its result dict (validated); with ``out`` also write
     ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``, trained
     models under ``<out>/models/``).
@@ -724,7 +728,9 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     ``val_size``: training examples held out for validation (default ``VAL_SIZES`` for the Table 1
     experiments and the sweep, 0 elsewhere). ``route`` (lenet300/lenet5): ``"scratch"`` (the paper)
     or ``"from-dense"`` (Sparse VD starts from the trained dense net, the authors' advice for
-    fine-tuning), with ``dense_epochs`` for the dense phase (default: ``epochs``).
+    fine-tuning), with ``dense_epochs`` for the dense phase (default: ``epochs``). ``kl_weights``
+    (classification-sweep): the KL weights to train (default ``SWEEP_KL_WEIGHTS``); with ``resume``
+    two processes can share a sweep's checkpoints, each training some of the KL weights.
     Raises ``ValueError`` for unknown names or epochs < 1 and ``sparsevd_lab.OfflineError`` when a
     data set needs a download and there is no network.
     """
@@ -774,6 +780,13 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                   val=val, checkpoint_dir=ckdir)
     if name in ("lenet300", "lenet5"):
         ctx.config.update({"route": route, "dense_epochs": dense_epochs})
+    if kl_weights is not None:
+        if name != "classification-sweep":
+            raise ValueError(f"kl_weights applies to classification-sweep, not {name!r}")
+        bad = [w for w in kl_weights if not (isinstance(w, (int, float)) and w >= 0)]
+        if not kl_weights or bad:
+            raise ValueError(f"kl_weights must be numbers >= 0; got {list(kl_weights)}")
+        ctx.config["kl_weights"] = [float(w) for w in kl_weights]
     results = exp.runner(ctx)
     bundle = ctx.data  # a runner may transform the data (random labels)
     result = {
