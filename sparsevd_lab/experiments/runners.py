@@ -223,8 +223,7 @@ METHOD_LABELS = {
 
 # Iterative pruning (Han et al. 2015 style): raise the global sparsity step by step, fine-tune after
 # each step, stop at the last step whose validation error stays within the budget of the dense net.
-PRUNING_SCHEDULE = (0.5, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985,
-                    0.99, 0.9925, 0.995)
+PRUNING_SCHEDULE = (0.5, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99)
 PRUNING_BUDGET_POINTS = 0.5
 
 
@@ -259,8 +258,11 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
         current = pruning.magnitude_prune(current, target, permanent=False)
         ctx.log(f"[{ctx.name}] iterative pruning step {step}: {100 * target:g} % sparsity, "
                 f"fine-tune {ft_epochs} epochs")
+        # the same fine-tuning as the matched row (the recipe's lr, flat then linear to 0): a tenth
+        # of it for 3 epochs (Han et al.'s SGD rule) left LeNet-300-100 at 16 % error at 90 %
+        # sparsity on Fashion-MNIST, still improving when it stopped
         h = ctx.fit(current, phase=f"pruning-iterative-{step:02d}", epochs=ft_epochs,
-                    lr=recipe["lr"] * 0.1, batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
+                    lr=recipe["lr"], batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
         history[f"{step:02d}"] = _frame(h, ["epoch", "data_loss", "train_acc", "test_acc"])
         pruning.make_permanent(current)
         counts = _dense_counts(current)
@@ -291,7 +293,7 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
     info = {"pruning_iterative_schedule": [100 * t for t in PRUNING_SCHEDULE],
             "pruning_iterative_budget": f"validation error <= dense validation error + "
                                         f"{PRUNING_BUDGET_POINTS} points ({budget:.3f} %)",
-            "pruning_iterative_finetune": f"{ft_epochs} epochs per step, Adam {recipe['lr'] * 0.1:g}, "
+            "pruning_iterative_finetune": f"{ft_epochs} epochs per step, Adam {recipe['lr']:g}, "
                                           f"flat for half the epochs then linear to 0",
             "pruning_iterative_method": "global magnitude pruning over all layers "
                                         "(torch.nn.utils.prune.global_unstructured), masks kept "
@@ -364,7 +366,7 @@ def run_lenet(ctx: Context) -> dict:
     # 4. iterative magnitude pruning at its own operating point (needs a validation split)
     rows_extra, curve = [], []
     if ctx.val is not None:
-        it_epochs = max(1, min(3, epochs // 20))
+        it_epochs = ft_epochs
         iterative, curve, info = _iterative_pruning(ctx, dense, test, recipe, it_epochs)
         history["pruning-iterative"] = info["history"]
         ctx.config.update(info["config"])
