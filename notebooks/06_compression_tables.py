@@ -9,14 +9,15 @@
 # ---
 
 # %% [markdown]
-# # 06 · Compression tables: the reg factor and the threshold
+# # 06 · Compression tables: the KL weight and the threshold
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/sparsevd-lab/sparsevd-lab/blob/main/notebooks/06_compression_tables.ipynb)
 #
 # **Learning goals.** After this notebook you can
-# 1. read the `pytorch_ard` "Boston" table (MSE and compression against the reg factor), redone on a
+# 1. read the `pytorch_ard` "Boston" table (MSE and sparsity against the KL weight, which `pytorch_ard`
+#    calls the "reg factor"), redone on a
 #    regression set that ships with scikit-learn;
-# 2. explain what the **reg factor** (a multiplier $\beta$ of the KL term) and the **threshold** on $\log\alpha$
+# 2. explain what the **KL weight** (a multiplier $\beta$ of the KL term) and the **threshold** on $\log\alpha$
 #    each trade between accuracy and compression, with sliders over stored results;
 # 3. place Sparse VD against the dense net and magnitude pruning on an accuracy-compression plot.
 #
@@ -58,13 +59,13 @@ plots.use_style()
 DATASET = nb.DATASET  # classification sweep data: "offline-digits" (no network) or "mnist" (download)
 RETRAIN = nb.RETRAIN  # SPARSEVD_RETRAIN=1: train one small model live below
 RETRAIN_EPOCHS = 1 if nb.FAST else 10
-RETRAIN_REG_FACTOR = 1.0
+RETRAIN_KL_WEIGHT = 1.0
 
 # %% [markdown]
 # ## 1. The regression table, redone
 #
 # `pytorch_ard`'s README shows a table for the Boston housing data: a net with one hidden layer of 150
-# units, trained dense and with Sparse VD at several **reg factors** $\beta$, the multiplier of the KL
+# units, trained dense and with Sparse VD at several **KL weights** $\beta$, the multiplier of the KL
 # term in
 #
 # $$\text{loss} = \text{MSE} + \beta\,\frac{\mathrm{KL}(q\,\|\,p)}{N} .$$
@@ -87,37 +88,40 @@ print(ard.to_string(float_format=lambda v: f"{v:.3f}"))
 reg = nb.shipped_result("regression-sweep", live_epochs=200)
 reg_table = experiments.result_frame(reg)
 ours = reg_table.assign(column=[("dense" if m == "dense" else f"{r:g}")
-                                for m, r in zip(reg_table["model"], reg_table["reg_factor"])])
-ours = ours.set_index("column")[["train_mse", "test_mse", "compression_%"]].T
-ours.index = ["MSE train", "MSE test", "compression %"]
+                                for m, r in zip(reg_table["model"], reg_table["kl_weight"])])
+ours = ours.set_index("column")[["train_mse", "test_mse", "sparsity_%"]].T
+ours.index = ["MSE train", "MSE test", "sparsity %"]
 print(f"ours, diabetes ({reg['provenance']['epochs_note']}):")
 ours.round(3)
 
 # %% [markdown]
-# Slide the reg factor (a log scale over the stored values; 0 means no KL term at all):
+# Slide the KL weight (a log scale over the stored values; 0 means no KL term at all):
 
 # %%
-widgets.regression_widget(reg_table, reg_factor=1e-3)
+widgets.regression_widget(reg_table, kl_weight=1e-3)
 
 # %% [markdown]
 # **Static copy** for GitHub and nbviewer: three settings of the same render.
 
 # %%
-tables = widgets.static_fallback(lambda reg_factor: widgets.regression_render(reg_table, reg_factor),
-                                 [{"reg_factor": 0.0}, {"reg_factor": 1e-3}, {"reg_factor": 1.0}],
+tables = widgets.static_fallback(lambda kl_weight: widgets.regression_render(reg_table, kl_weight),
+                                 [{"kl_weight": 0.0}, {"kl_weight": 1e-3}, {"kl_weight": 1.0}],
                                  name="regression", save_as=[None, None, "06_regression_sweep.png"])
 
 # %% [markdown]
-# As in `pytorch_ard`'s table, compression grows with the reg factor: with no KL term nothing is
+# `pytorch_ard`'s "compression %" is the share of weights dropped, which this project calls **sparsity**
+# ([glossary](../docs/glossary.md)); compression is total / kept weights, in x.
+#
+# As in `pytorch_ard`'s table, sparsity grows with the KL weight: with no KL term nothing is
 # dropped; at $\beta = 1$ almost every weight goes, and the training error rises because the model is
 # now too small to fit the data closely. On diabetes (shipped run) the dense net overfits: its training
 # MSE is near 0 and its test MSE above 1, worse than predicting the mean. The KL term acts as a
-# regulariser: the test error falls as the reg factor grows, to its best at $\beta = 1$ with about 99 % of the
+# regulariser: the test error falls as the KL weight grows, to its best at $\beta = 1$ with about 99 % of the
 # weights dropped. `pytorch_ard`'s Boston table shows the same effect, best at $10^{-3}$ there.
 #
-# ## 2. LeNet-300-100: a grid over the reg factor and the threshold
+# ## 2. LeNet-300-100: a grid over the KL weight and the threshold
 #
-# The shipped classification sweep trained LeNet-300-100 once per reg factor and then **re-masked** each
+# The shipped classification sweep trained LeNet-300-100 once per KL weight and then **re-masked** each
 # trained model at every threshold (no retraining: the threshold only decides which weights count as
 # dropped). The sliders read that grid, so they answer instantly.
 
@@ -133,37 +137,37 @@ try:
                               "compression": ref["compression x (ours)"]}).iloc[:2]
 except FileNotFoundError:
     reference = None
-print(f"{len(points)} points: reg factors {sweep['results']['reg_factors']}, "
+print(f"{len(points)} points: KL weights {sweep['results']['kl_weights']}, "
       f"thresholds {sweep['results']['thresholds']} ({sweep['provenance']['epochs_note']})")
 if sweep["live"]:
     print("NOTE: a small live stand-in (600 digits, few epochs), not the shipped sweep; "
           "the reading below describes the full sweep")
 
 # %%
-widgets.sweep_widget(points, reference, reg_factor=1.0, threshold=3.0)
+widgets.sweep_widget(points, reference, kl_weight=1.0, threshold=3.0)
 
 # %% [markdown]
 # **Static copy:** three settings, then the full grid as tables.
 
 # %%
-rfs = sorted(points["reg_factor"].unique())
+rfs = sorted(points["kl_weight"].unique())
 shown = sorted({rfs[0], widgets.nearest(rfs, 1.0, log=True), rfs[-1]})
 tables = widgets.static_fallback(
-    lambda reg_factor, threshold: widgets.sweep_render(points, reg_factor, threshold, reference),
-    [{"reg_factor": rf, "threshold": 3.0} for rf in shown], name="sweep",
+    lambda kl_weight, threshold: widgets.sweep_render(points, kl_weight, threshold, reference),
+    [{"kl_weight": rf, "threshold": 3.0} for rf in shown], name="sweep",
     save_as=[f"06_accuracy_compression_reg{rf:g}.png" for rf in shown])
 
 # %%
-print("test error (%), rows: reg factor, columns: threshold")
-points.pivot(index="reg_factor", columns="threshold", values="error_%").round(2)
+print("test error (%), rows: KL weight, columns: threshold")
+points.pivot(index="kl_weight", columns="threshold", values="error_%").round(2)
 
 # %%
-print("compression (x), rows: reg factor, columns: threshold")
-points.pivot(index="reg_factor", columns="threshold", values="compression").round(1)
+print("compression (x), rows: KL weight, columns: threshold")
+points.pivot(index="kl_weight", columns="threshold", values="compression").round(1)
 
 # %% [markdown]
 # Reading the grid (shipped sweep):
-# - **Reg factor.** A larger $\beta$ pushes more $\log\alpha$ above any threshold: compression grows by two orders
+# - **KL weight.** A larger $\beta$ pushes more $\log\alpha$ above any threshold: compression grows by two orders
 #   of magnitude from the smallest to the largest $\beta$, and the error grows once the network runs out of
 #   weights. $\beta = 1$ (the ELBO) sits in between; small $\beta$ gives a denser, more accurate net.
 # - **Threshold.** Along a row the error barely moves from threshold 0 to 5, and compression changes by
@@ -175,29 +179,29 @@ points.pivot(index="reg_factor", columns="threshold", values="compression").roun
 #
 # ## 3. Opt in: train one model live
 #
-# The button trains LeNet-300-100 with Sparse VD at `RETRAIN_REG_FACTOR` for `RETRAIN_EPOCHS` epochs on
+# The button trains LeNet-300-100 with Sparse VD at `RETRAIN_KL_WEIGHT` for `RETRAIN_EPOCHS` epochs on
 # 1,000 digits (about a minute on a CPU) and re-masks it at several thresholds, like the sweep.
 # Nothing runs unless you click (or set `SPARSEVD_RETRAIN=1` before starting the notebook).
 
 # %%
-def train_small(reg_factor=RETRAIN_REG_FACTOR, epochs=RETRAIN_EPOCHS):
+def train_small(kl_weight=RETRAIN_KL_WEIGHT, epochs=RETRAIN_EPOCHS):
     data = svd.load_dataset(DATASET, verbose=False).subset(1000, 500)
     model = svd.lenet_300_100()
-    history = svd.fit(model, data, epochs=epochs, kl_weight=lambda e: reg_factor * min(1, e / 2),
+    history = svd.fit(model, data, epochs=epochs, kl_weight=lambda e: kl_weight * min(1, e / 2),
                       progress=False)
-    print(f"trained {epochs} epochs at reg factor {reg_factor:g} in {history['seconds'].sum():.0f} s")
+    print(f"trained {epochs} epochs at KL weight {kl_weight:g} in {history['seconds'].sum():.0f} s")
     rows = experiments.threshold_sweep(model, data.loaders()[1], [0.0, 1.5, 3.0, 5.0])
     return pd.DataFrame(rows)[["threshold", "error_%", "sparsity_per_layer", "compression"]]
 
 
 if RETRAIN:
     display(train_small())  # noqa: F821  (IPython's display)
-widgets.retrain_button(train_small, f"Train LeNet-300-100 live (reg factor {RETRAIN_REG_FACTOR:g}, "
+widgets.retrain_button(train_small, f"Train LeNet-300-100 live (KL weight {RETRAIN_KL_WEIGHT:g}, "
                                     f"{RETRAIN_EPOCHS} epochs)")
 
 # %% [markdown]
 # ## What to remember
-# - The reg factor scales the KL term: it sets how much compression you buy with how much error.
+# - The KL weight scales the KL term: it sets how much compression you buy with how much error.
 # - The threshold matters little inside the gap between kept and dropped $\log\alpha$: re-masking is free.
 # - Keep magnitude pruning in the comparison: it is a strong baseline at the same sparsity.
 #

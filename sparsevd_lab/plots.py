@@ -406,28 +406,28 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
 # notebooks 05-06: tables and sweeps
 # --------------------------------------------------------------------------------------------------
 
-def plot_accuracy_compression(points: pd.DataFrame, reg_factor: float | None = None,
+def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = None,
                               threshold: float | None = None, reference: pd.DataFrame | None = None):
-    """Test error (%) against compression (x, log scale) of every (reg factor, threshold) point; one
-    colour per reg factor, the points of one reg factor joined in threshold order; the selected point
+    """Test error (%) against compression (x, log scale) of every (KL weight, threshold) point; one
+    colour per KL weight, the points of one KL weight joined in threshold order; the selected point
     ringed. ``reference`` (rows with ``method``, ``error_%``, ``compression``) adds labelled markers."""
     fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
-    rfs = sorted(points["reg_factor"].unique())
+    rfs = sorted(points["kl_weight"].unique())
     colors = sns.color_palette("colorblind", len(rfs))
     for c, rf in zip(colors, rfs):
-        sub = points[points["reg_factor"] == rf].sort_values("threshold")
+        sub = points[points["kl_weight"] == rf].sort_values("threshold")
         comp = sub["compression"].replace(np.inf, np.nan)
-        ax.plot(comp, sub["error_%"], "-o", color=c, ms=4, lw=1, label=f"reg factor {rf:g}")
+        ax.plot(comp, sub["error_%"], "-o", color=c, ms=4, lw=1, label=f"KL weight {rf:g}")
     if reference is not None:
         for j, (_, r) in enumerate(reference.iterrows()):
             ax.plot(r["compression"], r["error_%"], marker="*^sD"[j % 4], color="0.15", ms=10, ls="none",
                     label=str(r["method"]))
-    if reg_factor is not None and threshold is not None:
-        sel = points[np.isclose(points["reg_factor"], reg_factor) &
+    if kl_weight is not None and threshold is not None:
+        sel = points[np.isclose(points["kl_weight"], kl_weight) &
                      np.isclose(points["threshold"], threshold)]
         if len(sel):
             ax.plot(sel["compression"], sel["error_%"], "o", ms=16, mfc="none", mec="black", mew=2,
-                    label=f"selected: reg {reg_factor:g}, threshold {threshold:g}")
+                    label=f"selected: KL weight {kl_weight:g}, threshold {threshold:g}")
     ax.set_xscale("log")
     ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
            title="Accuracy against compression")
@@ -436,27 +436,27 @@ def plot_accuracy_compression(points: pd.DataFrame, reg_factor: float | None = N
     return fig
 
 
-def plot_regression_sweep(table: pd.DataFrame, reg_factor: float | None = None):
-    """Train and test MSE (left) and the share of weights dropped (right) against the reg factor
-    (log scale); the dense model as horizontal lines; the selected reg factor marked."""
+def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
+    """Train and test MSE (left) and the share of weights dropped (right) against the KL weight
+    (log scale); the dense model as horizontal lines; the selected KL weight marked."""
     fig, (ax, ax2) = _fig_axes(2)
-    sv = table[table["model"] != "dense"].sort_values("reg_factor")
+    sv = table[table["model"] != "dense"].sort_values("kl_weight")
     dense = table[table["model"] == "dense"]
-    x = sv["reg_factor"].astype(float).clip(lower=1e-6)
+    x = sv["kl_weight"].astype(float).clip(lower=1e-6)
     ax.plot(x, sv["train_mse"], "-o", color=PALETTE[0], label="Sparse VD, train")
     ax.plot(x, sv["test_mse"], "--o", color=PALETTE[1], label="Sparse VD, test")
     if len(dense):
         ax.axhline(float(dense["train_mse"].iloc[0]), color=PALETTE[0], ls=":", label="dense, train")
         ax.axhline(float(dense["test_mse"].iloc[0]), color=PALETTE[1], ls=":", label="dense, test")
-    ax2.plot(x, sv["compression_%"], "-o", color=PALETTE[2])
+    ax2.plot(x, sv["sparsity_%"], "-o", color=PALETTE[2])
     for a in (ax, ax2):
         a.set_xscale("log")
-        if reg_factor is not None:
-            a.axvline(max(reg_factor, 1e-6), color="0.2", lw=2, alpha=0.5)
-    ax.set(xlabel="reg factor (KL multiplier, log scale; 0 drawn at 1e-6)",
-           ylabel="MSE (units of target variance)", title="Error against the reg factor")
+        if kl_weight is not None:
+            a.axvline(max(kl_weight, 1e-6), color="0.2", lw=2, alpha=0.5)
+    ax.set(xlabel="KL weight (log scale; 0 drawn at 1e-6)",
+           ylabel="MSE (units of target variance)", title="Error against the KL weight")
     ax.legend(fontsize="x-small")
-    ax2.set(xlabel="reg factor (KL multiplier, log scale)", ylabel="weights dropped (%)",
-            ylim=(-2, 102), title="Compression against the reg factor")
+    ax2.set(xlabel="KL weight (log scale)", ylabel="weights dropped (%)",
+            ylim=(-2, 102), title="Compression against the KL weight")
     fig.tight_layout()
     return fig

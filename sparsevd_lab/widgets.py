@@ -234,24 +234,24 @@ def snapshot_widget(snapshots: Mapping[str, np.ndarray], layer: str = "conv1",
 
 
 # --------------------------------------------------------------------------------------------------
-# notebook 06: classification sweep over (reg factor, threshold)
+# notebook 06: classification sweep over (KL weight, threshold)
 # --------------------------------------------------------------------------------------------------
 
-_SWEEP_COLS = ["reg_factor", "threshold", "error_%", "sparsity_%", "compression", "sparsity_per_layer"]
+_SWEEP_COLS = ["kl_weight", "threshold", "error_%", "sparsity_%", "compression", "sparsity_per_layer"]
 
 
-def _select(points: pd.DataFrame, reg_factor: float, threshold: float) -> pd.DataFrame:
-    rf = nearest(points["reg_factor"].unique(), reg_factor, log=True)
+def _select(points: pd.DataFrame, kl_weight: float, threshold: float) -> pd.DataFrame:
+    rf = nearest(points["kl_weight"].unique(), kl_weight, log=True)
     th = nearest(points["threshold"].unique(), threshold)
-    return points[np.isclose(points["reg_factor"], rf) & np.isclose(points["threshold"], th)]
+    return points[np.isclose(points["kl_weight"], rf) & np.isclose(points["threshold"], th)]
 
 
-def sweep_render(points: pd.DataFrame, reg_factor: float, threshold: float,
+def sweep_render(points: pd.DataFrame, kl_weight: float, threshold: float,
                  reference: pd.DataFrame | None = None):
-    """The stored sweep point nearest to (reg_factor, threshold) as a one-row table beside the
+    """The stored sweep point nearest to (kl_weight, threshold) as a one-row table beside the
     ``reference`` rows (e.g. dense and magnitude pruning), and the accuracy-compression plot with
     that point ringed."""
-    sel = _select(points, reg_factor, threshold)
+    sel = _select(points, kl_weight, threshold)
     if sel.empty:
         raise ValueError("the sweep has no points")
     cols = [c for c in _SWEEP_COLS if c in sel.columns]
@@ -261,23 +261,23 @@ def sweep_render(points: pd.DataFrame, reg_factor: float, threshold: float,
                                      "sparsity_per_layer") if c in reference.columns]]
         table = pd.concat([table, ref], ignore_index=True)
     table = table.set_index("method")
-    rf, th = float(sel["reg_factor"].iloc[0]), float(sel["threshold"].iloc[0])
+    rf, th = float(sel["kl_weight"].iloc[0]), float(sel["threshold"].iloc[0])
     fig = plots.plot_accuracy_compression(points, rf, th, reference)
     return table, fig
 
 
 def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
-                 reg_factor: float = 1.0, threshold: float = 3.0) -> Explorer:
+                 kl_weight: float = 1.0, threshold: float = 3.0) -> Explorer:
     """A log-spaced reg-factor slider and a threshold slider over the stored grid (instant)."""
-    rfs = sorted(float(v) for v in points["reg_factor"].unique())
+    rfs = sorted(float(v) for v in points["kl_weight"].unique())
     ths = sorted(float(v) for v in points["threshold"].unique())
     sliders = {
-        "reg_factor": _slider(log_options(rfs), nearest(rfs, reg_factor, log=True),
-                              "reg factor (KL weight, log scale)"),
+        "kl_weight": _slider(log_options(rfs), nearest(rfs, kl_weight, log=True),
+                              "KL weight (log scale)"),
         "threshold": _slider([(f"{t:g}", t) for t in ths], nearest(ths, threshold),
                              "threshold on log alpha"),
     }
-    return Explorer(lambda reg_factor, threshold: sweep_render(points, reg_factor, threshold, reference),
+    return Explorer(lambda kl_weight, threshold: sweep_render(points, kl_weight, threshold, reference),
                     sliders, "sweep")
 
 
@@ -285,27 +285,27 @@ def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
 # notebook 06: the regression table
 # --------------------------------------------------------------------------------------------------
 
-def regression_render(table: pd.DataFrame, reg_factor: float):
-    """The dense row and the Sparse VD row with the stored reg factor nearest to ``reg_factor``
-    (0 matches only 0), and the MSE / compression curves with that reg factor marked."""
+def regression_render(table: pd.DataFrame, kl_weight: float):
+    """The dense row and the Sparse VD row with the stored KL weight nearest to ``kl_weight``
+    (0 matches only 0), and the MSE / compression curves with that KL weight marked."""
     sv = table[table["model"] != "dense"]
-    rfs = [float(v) for v in sv["reg_factor"]]
-    rf = nearest(rfs, reg_factor, log=True)  # 0 counts as 1e-12 on the log scale
-    cols = [c for c in ("model", "reg_factor", "train_mse", "test_mse", "compression_%",
+    rfs = [float(v) for v in sv["kl_weight"]]
+    rf = nearest(rfs, kl_weight, log=True)  # 0 counts as 1e-12 on the log scale
+    cols = [c for c in ("model", "kl_weight", "train_mse", "test_mse", "sparsity_%",
                         "sparsity_per_layer") if c in table.columns]
-    rows = pd.concat([table[table["model"] == "dense"], sv[np.isclose(sv["reg_factor"].astype(float), rf)]])
+    rows = pd.concat([table[table["model"] == "dense"], sv[np.isclose(sv["kl_weight"].astype(float), rf)]])
     out = rows[cols].copy()
-    out["reg_factor"] = out["reg_factor"].astype(float)
+    out["kl_weight"] = out["kl_weight"].astype(float)
     fig = plots.plot_regression_sweep(table, rf)
     return out.set_index("model"), fig
 
 
-def regression_widget(table: pd.DataFrame, reg_factor: float = 1e-3) -> Explorer:
-    """A slider over the stored reg factors of the regression table (0 first, then log-spaced)."""
-    rfs = sorted(float(v) for v in table.loc[table["model"] != "dense", "reg_factor"])
-    sliders = {"reg_factor": _slider(log_options(rfs), nearest(rfs, reg_factor, log=True),
-                                     "reg factor (KL weight, log scale)")}
-    return Explorer(lambda reg_factor: regression_render(table, reg_factor), sliders, "regression")
+def regression_widget(table: pd.DataFrame, kl_weight: float = 1e-3) -> Explorer:
+    """A slider over the stored KL weights of the regression table (0 first, then log-spaced)."""
+    rfs = sorted(float(v) for v in table.loc[table["model"] != "dense", "kl_weight"])
+    sliders = {"kl_weight": _slider(log_options(rfs), nearest(rfs, kl_weight, log=True),
+                                     "KL weight (log scale)")}
+    return Explorer(lambda kl_weight: regression_render(table, kl_weight), sliders, "regression")
 
 
 # --------------------------------------------------------------------------------------------------

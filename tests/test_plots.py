@@ -118,7 +118,7 @@ def test_plot_pixel_map():
 
 
 def _points():
-    return pd.DataFrame([{"reg_factor": rf, "threshold": t, "error_%": 2 + rf + t / 10,
+    return pd.DataFrame([{"kl_weight": rf, "threshold": t, "error_%": 2 + rf + t / 10,
                           "compression": (1 + rf) * (1 + t), "sparsity_%": 50.0}
                          for rf in (0.1, 1.0) for t in (0.0, 3.0)])
 
@@ -132,13 +132,13 @@ def test_plot_accuracy_compression_rings_selection():
 
 
 def test_plot_regression_sweep():
-    t = pd.DataFrame([{"model": "dense", "reg_factor": None, "train_mse": 0.1, "test_mse": 0.6,
-                       "compression_%": 0.0},
-                      {"model": "sparse-vd", "reg_factor": 0.0, "train_mse": 0.2, "test_mse": 0.5,
-                       "compression_%": 1.0},
-                      {"model": "sparse-vd", "reg_factor": 1.0, "train_mse": 0.5, "test_mse": 0.55,
-                       "compression_%": 95.0}])
-    fig = _labelled(plots.plot_regression_sweep(t, reg_factor=1.0))
+    t = pd.DataFrame([{"model": "dense", "kl_weight": None, "train_mse": 0.1, "test_mse": 0.6,
+                       "sparsity_%": 0.0},
+                      {"model": "sparse-vd", "kl_weight": 0.0, "train_mse": 0.2, "test_mse": 0.5,
+                       "sparsity_%": 1.0},
+                      {"model": "sparse-vd", "kl_weight": 1.0, "train_mse": 0.5, "test_mse": 0.55,
+                       "sparsity_%": 95.0}])
+    fig = _labelled(plots.plot_regression_sweep(t, kl_weight=1.0))
     assert np.allclose(fig.axes[1].lines[0].get_ydata(), [1.0, 95.0])
     assert fig.axes[0].lines[-1].get_xdata()[0] == 1.0  # the selection marker
 

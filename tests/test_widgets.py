@@ -93,7 +93,7 @@ def test_snapshot_widget_epoch_slider():
 # ------------------------------------------------------------------------------------- sweep (06)
 
 def _points():
-    return pd.DataFrame([{"reg_factor": rf, "threshold": t, "error_%": round(2 + rf + t / 10, 3),
+    return pd.DataFrame([{"kl_weight": rf, "threshold": t, "error_%": round(2 + rf + t / 10, 3),
                           "compression": (1 + rf) * (1 + t), "sparsity_%": 10.0 * t,
                           "sparsity_per_layer": f"{rf}-{t}"}
                          for rf in (0.01, 0.1, 1.0, 10.0) for t in (0.0, 1.5, 3.0)])
@@ -110,23 +110,23 @@ def test_sweep_render_picks_the_point():
     ref = pd.DataFrame([{"method": "dense", "error_%": 1.6, "compression": 1.0, "sparsity_%": 0.0}])
     table, fig = widgets.sweep_render(_points(), 1.0, 3.0, ref)
     sel = table.loc["Sparse VD (selected)"]
-    assert sel["reg_factor"] == 1.0 and sel["threshold"] == 3.0
+    assert sel["kl_weight"] == 1.0 and sel["threshold"] == 3.0
     assert sel["error_%"] == pytest.approx(3.3) and sel["compression"] == pytest.approx(8.0)
     assert table.loc["dense", "error_%"] == 1.6
     ring = fig.axes[0].lines[-1]
     assert (ring.get_xdata()[0], ring.get_ydata()[0]) == pytest.approx((8.0, 3.3))
     table, _ = widgets.sweep_render(_points(), 0.03, 1.4)  # nearest on a log scale / linearly
-    assert table.iloc[0]["reg_factor"] == 0.01 and table.iloc[0]["threshold"] == 1.5
+    assert table.iloc[0]["kl_weight"] == 0.01 and table.iloc[0]["threshold"] == 1.5
 
 
 def test_sweep_widget_sliders_drive_table_and_plot():
-    w = widgets.sweep_widget(_points(), reg_factor=1.0, threshold=3.0)
-    rf, th = w.sliders["reg_factor"], w.sliders["threshold"]
+    w = widgets.sweep_widget(_points(), kl_weight=1.0, threshold=3.0)
+    rf, th = w.sliders["kl_weight"], w.sliders["threshold"]
     assert rf._options_labels == ("0.01", "0.1", "1", "10") and rf.continuous_update is False
-    assert "reg factor" in rf.description and "threshold" in th.description
+    assert "KL weight" in rf.description and "threshold" in th.description
     assert w.table.iloc[0]["error_%"] == pytest.approx(3.3)
     rf.value = 10.0
-    assert w.table.iloc[0]["reg_factor"] == 10.0 and w.table.iloc[0]["error_%"] == pytest.approx(12.3)
+    assert w.table.iloc[0]["kl_weight"] == 10.0 and w.table.iloc[0]["error_%"] == pytest.approx(12.3)
     th.value = 0.0
     assert w.table.iloc[0]["compression"] == pytest.approx(11.0)
     ring = w.figure.axes[0].lines[-1]
@@ -137,30 +137,30 @@ def test_sweep_widget_sliders_drive_table_and_plot():
 # -------------------------------------------------------------------------------- regression (06)
 
 def _regression():
-    rows = [{"model": "dense", "reg_factor": None, "train_mse": 0.1, "test_mse": 0.7,
-             "compression_%": 0.0, "sparsity_per_layer": ""}]
+    rows = [{"model": "dense", "kl_weight": None, "train_mse": 0.1, "test_mse": 0.7,
+             "sparsity_%": 0.0, "sparsity_per_layer": ""}]
     for rf, comp in ((0.0, 0.5), (1e-4, 50.0), (1e-3, 60.0), (0.1, 97.0), (1.0, 99.0)):
-        rows.append({"model": "sparse-vd", "reg_factor": rf, "train_mse": 0.1 + rf,
-                     "test_mse": 0.6 - rf / 10, "compression_%": comp, "sparsity_per_layer": "x"})
+        rows.append({"model": "sparse-vd", "kl_weight": rf, "train_mse": 0.1 + rf,
+                     "test_mse": 0.6 - rf / 10, "sparsity_%": comp, "sparsity_per_layer": "x"})
     return pd.DataFrame(rows)
 
 
 def test_regression_render():
     table, fig = widgets.regression_render(_regression(), 1e-3)
     assert list(table.index) == ["dense", "sparse-vd"]
-    assert table.loc["sparse-vd", "compression_%"] == 60.0
-    assert table.loc["sparse-vd", "reg_factor"] == 1e-3
+    assert table.loc["sparse-vd", "sparsity_%"] == 60.0
+    assert table.loc["sparse-vd", "kl_weight"] == 1e-3
     table, _ = widgets.regression_render(_regression(), 0.0)
-    assert table.loc["sparse-vd", "compression_%"] == 0.5
-    assert math.isnan(table.loc["dense", "reg_factor"])
+    assert table.loc["sparse-vd", "sparsity_%"] == 0.5
+    assert math.isnan(table.loc["dense", "kl_weight"])
 
 
 def test_regression_widget_slider():
     w = widgets.regression_widget(_regression())
-    s = w.sliders["reg_factor"]
+    s = w.sliders["kl_weight"]
     assert s._options_labels[0] == "0" and s.value == 1e-3
     s.value = 1.0
-    assert w.table.loc["sparse-vd", "compression_%"] == 99.0
+    assert w.table.loc["sparse-vd", "sparsity_%"] == 99.0
     assert w.figure.axes[0].lines[-1].get_xdata()[0] == 1.0
 
 

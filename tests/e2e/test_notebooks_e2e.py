@@ -187,7 +187,7 @@ def test_sweep_sliders_06(ran):
     except FileNotFoundError:
         reference = None
     explorer = "sparsevd-sweep"
-    rf_slider = H.slider(page, explorer, "reg factor")
+    rf_slider = H.slider(page, explorer, "KL weight")
     th_slider = H.slider(page, explorer, "threshold")
     _style()
     shown = H.explorer_output(page, explorer)
@@ -197,8 +197,8 @@ def test_sweep_sliders_06(ran):
         rf = float(H.slider_state(rf_slider)["readout"])
         th = float(H.slider_state(th_slider)["readout"])
         table, fig = widgets.sweep_render(points, rf, th, reference)
-        shown = _check_explorer(page, explorer, f"reg_factor = {rf:g}, threshold = {th:g}", table,
+        shown = _check_explorer(page, explorer, f"kl_weight = {rf:g}, threshold = {th:g}", table,
                                 fig, shown, f"06_sweep_step{step}_rf{rf:g}_th{th:g}",
                                 row_label="Sparse VD (selected)")
-    assert math.isclose(rf, min(points["reg_factor"])), rf
+    assert math.isclose(rf, min(points["kl_weight"])), rf
     assert math.isclose(th, max(points["threshold"])), th
