@@ -336,9 +336,9 @@ checks.check_compression_sparsity(compression)
 
 # %%
 sizes = [235200, 30000, 1000]  # fc1, fc2, fc3
-for row in result["results"]["rows"]:
-    print(f"{widgets.table1({'results': {'rows': [row]}}).index[0]:<62} "
-          f"{compression(row['layer_sparsity_%'], sizes):7.1f}x  (table: {row['compression']:.1f}x)")
+for name, row in zip(t1.index, result["results"]["rows"]):
+    print(f"{name:<62} {compression(row['layer_sparsity_%'], sizes):7.1f}x  "
+          f"(table: {row['compression']:.1f}x)")
 
 # %% [markdown]
 # Two pruning rows, two different questions. At Sparse VD's own per-layer sparsity (98.4-97.1-77.8 %,
@@ -350,10 +350,10 @@ for row in result["results"]["rows"]:
 # it stands between the two:
 
 # %%
-rows = pd.DataFrame(result["results"]["rows"])
-rows["method"] = [widgets.table1({"results": {"rows": [r]}}).index[0] for r in result["results"]["rows"]]
 curve = pd.DataFrame(result["results"]["pruning_curve"])
-fig = plots.plot_pruning_curve(curve, rows[rows["method"] != t1.index[-1]])
+rows = pd.DataFrame(result["results"]["rows"]).assign(name=t1.index)  # the table's row names
+others = rows[rows["method"] != "pruning-iterative"]  # the iterative row is the ringed point
+fig = plots.plot_pruning_curve(curve, others.assign(method=others["name"]))
 nb.savefig(fig, "03_pruning_curve.png")
 plt.show()
 curve[["target_sparsity_%", "compression", "val_error_%", "test_error_%", "within_budget", "chosen"]]
