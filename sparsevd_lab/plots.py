@@ -38,7 +38,9 @@ __all__ = [
     "plot_kl",
     "plot_lrt_moments",
     "plot_gradient_variance",
+    "plot_additive_reparam",
     "plot_history",
+    "plot_pruning_curve",
     "weight_image",
     "plot_weight_grid",
     "plot_filters",
@@ -225,12 +227,50 @@ def plot_gradient_variance(table: pd.DataFrame):
     return fig
 
 
+def plot_additive_reparam(single: pd.DataFrame, layer: pd.DataFrame | None = None,
+                          threshold: float = 3.0):
+    """The additive reparameterisation (eq. 15), from ``theory.theta_grad_variance`` (``single``)
+    and optionally ``theory.theta_grad_variance_layer`` (``layer``). Left: the variance of
+    dL/dtheta of one weight (L = w^2 / 2, theta = 1) against log alpha under (theta, sigma) and
+    (theta, alpha), Monte Carlo markers on the exact curves. Right: the ratio of the two, with
+    4 + 2 alpha, and the ratio measured in a softmax layer."""
+    fig, (ax, ax2) = _fig_axes(2, size=(5.0, 3.6))
+    la = single["log_alpha"].to_numpy()
+    for i, name in enumerate(("(theta, sigma)", "(theta, alpha)")):
+        ax.plot(la, single[f"var {name}, exact"], "-", color=PALETTE[i], lw=1.5,
+                label=f"{name}, exact")
+        ax.plot(la, single[f"var {name}"], "o", color=PALETTE[i], ms=5, mfc="none",
+                label=f"{name}, Monte Carlo")
+    ax.set_yscale("log")
+    ax.set(xlabel="log alpha (dimensionless)", ylabel="Var dL/dtheta (theta = 1; unitless)",
+           title="One weight, L(w) = w^2 / 2")
+    ax.legend(fontsize="x-small")
+    ax2.plot(la, single["ratio, exact 4 + 2 alpha"], "-", color="0.3", lw=1.5,
+             label="one weight, exact: 4 + 2 alpha")
+    ax2.plot(la, single["ratio"], "o", color="0.3", ms=5, mfc="none", label="one weight, Monte Carlo")
+    if layer is not None and len(layer):
+        ax2.plot(layer["log_alpha"], layer["ratio"], "s-", color=PALETTE[2], ms=5, lw=1,
+                 label="softmax layer on digits (LRT)")
+    ax2.axhline(1.0, color="0.6", lw=1)
+    ax2.set_yscale("log")
+    ax2.set(xlabel="log alpha (dimensionless)",
+            ylabel="Var under (theta, alpha) / under (theta, sigma)",
+            title="How much noisier (theta, alpha) is")
+    ax2.legend(fontsize="x-small")
+    for a in (ax, ax2):
+        a.axvline(threshold, color="0.5", ls=":", lw=1)
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Sequence[str] = (
         "train_acc", "test_acc"), sparsity: bool = True, title: str = ""):
     """Per-epoch curves from ``fit`` histories: accuracy (%) on the left, sparsity (%) on the right.
     ``history`` is one DataFrame or {model name: DataFrame}."""
     runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
     fig, axes = _fig_axes(2 if sparsity else 1)
+    # a marker per epoch reads well for a short run and overplots a long one (200 epochs)
+    marker = "." if max((len(h) for h in runs.values()), default=0) <= 30 else None
     styles = {"train": "-", "test": "--"}
     for i, (name, h) in enumerate(runs.items()):
         for m in metrics:
@@ -240,9 +280,9 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
             scale = 100.0 if m.endswith("acc") else 1.0
             ax_label = f"{name} {m.replace('_', ' ')}".strip()
             axes[0].plot(h["epoch"], y * scale, styles.get(m.split("_")[0], "-"),
-                         color=PALETTE[i % len(PALETTE)], marker=".", label=ax_label)
+                         color=PALETTE[i % len(PALETTE)], marker=marker, label=ax_label)
         if sparsity and "sparsity_%" in h and h["sparsity_%"].notna().any():
-            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=".",
+            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=marker,
                          label=name or "Sparse VD")
     acc = any(m.endswith("acc") for m in metrics)
     axes[0].set(xlabel="epoch", ylabel="accuracy (%)" if acc else "MSE (target variance units)",
@@ -253,6 +293,40 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
                     title="Sparsity (log alpha >= threshold)")
         if axes[1].lines:
             axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pruning_curve(curve: pd.DataFrame, rows: pd.DataFrame | None = None):
+    """Iterative magnitude pruning as a curve: test error (%) against compression (x, log scale) at
+    each step of the schedule (``result["results"]["pruning_curve"]``), the steps within the
+    validation budget filled and the chosen one (pruning's own operating point) ringed. ``rows``
+    (``method``, ``error_%``, ``compression``; e.g. dense, Sparse VD, pruning matched to Sparse VD's
+    sparsity) adds one labelled marker each; a dense row is drawn as a horizontal line."""
+    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    curve = curve.sort_values("compression")
+    ax.plot(curve["compression"], curve["test_error_%"], "-", color=PALETTE[0], lw=1.2)
+    inside = curve[curve["within_budget"].astype(bool)]
+    outside = curve[~curve["within_budget"].astype(bool)]
+    ax.plot(inside["compression"], inside["test_error_%"], "o", color=PALETTE[0], ms=6,
+            label="iterative pruning, within the validation budget")
+    ax.plot(outside["compression"], outside["test_error_%"], "o", color=PALETTE[0], ms=6, mfc="white",
+            label="iterative pruning, over the budget")
+    chosen = curve[curve["chosen"].astype(bool)]
+    if len(chosen):
+        ax.plot(chosen["compression"], chosen["test_error_%"], "o", ms=15, mfc="none", mec="black",
+                mew=1.5, label="pruning's own operating point (chosen on validation)")
+    markers = iter("*D^sv")
+    for j, (_, r) in enumerate((rows if rows is not None else pd.DataFrame()).iterrows()):
+        if float(r["compression"]) == 1.0:
+            ax.axhline(float(r["error_%"]), color="0.4", ls="--", lw=1, label=str(r["method"]))
+            continue
+        ax.plot(float(r["compression"]), float(r["error_%"]), next(markers, "o"), ls="none",
+                color=PALETTE[(j + 1) % len(PALETTE)], mec="0.15", ms=11, label=str(r["method"]))
+    ax.set_xscale("log")
+    ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
+           title="Magnitude pruning over sparsity")
+    ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 

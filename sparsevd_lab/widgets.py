@@ -360,16 +360,28 @@ def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
     return tables
 
 
-_METHOD_NAMES = {"dense": "dense", "pruning": "magnitude pruning", "sparse-vd": "Sparse VD"}
+# Each row named for what it is (the result files' method keys -> the table's row names)
+_METHOD_NAMES = {
+    "dense": "dense",
+    "sparse-vd": "Sparse VD",
+    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
+    "pruning-iterative": "magnitude pruning, iterative (Han et al.), own operating point",
+    "pruning": "magnitude pruning, one-shot to Sparse VD's sparsity",  # files before pruning-matched
+}
 
 
 def table1(result: dict) -> pd.DataFrame:
     """The paper-style Table 1 of a ``lenet300`` / ``lenet5`` experiment result: our error, per-layer
-    sparsity and compression for dense, magnitude pruning and Sparse VD, beside the paper's numbers
-    (MNIST, 200 epochs) for the same rows."""
+    sparsity and compression for each row (dense, Sparse VD, magnitude pruning to Sparse VD's
+    per-layer sparsity, iterative magnitude pruning at its own operating point), beside the paper's
+    numbers (MNIST, 200 epochs) for the rows the paper has: its pruning row (Han et al.) is the
+    iterative one. The per-layer sparsities are in layer order; the layer names (fc1-fc2-fc3, ...)
+    are the columns' name and ``attrs["layers"]``."""
     rows = []
+    layers = None
     for r in result["results"]["rows"]:
         paper = r.get("paper_mnist") or {}
+        layers = layers or r.get("layers")
         comp = float(r["compression"]) if not isinstance(r["compression"], str) else float("inf")
         rows.append({"method": _METHOD_NAMES.get(r["method"], r["method"]),
                      "error % (ours)": float(r["error_%"]),
@@ -378,4 +390,8 @@ def table1(result: dict) -> pd.DataFrame:
                      "error % (paper)": paper.get("error_%"),
                      "sparsity per layer % (paper)": paper.get("sparsity_per_layer", ""),
                      "compression x (paper)": paper.get("compression")})
-    return pd.DataFrame(rows).set_index("method")
+    table = pd.DataFrame(rows).set_index("method")
+    if layers and not all(str(name).isdigit() for name in layers):
+        table.columns.name = "layers: " + "-".join(layers)
+        table.attrs["layers"] = list(layers)
+    return table
