@@ -8,12 +8,18 @@ prints one line starting with ``OK:`` when the answer is right. One module per n
     a1      assignment A1 (Sparse VD from scratch)
     nb01    notebook 01 (the log-uniform prior)
     nb02    notebook 02 (the KL approximation)
+    nb04    notebook 04 (what the weights look like)
+    nb06    notebook 06 (the KL weight, the threshold, compression for real)
 """
 from . import a1
 from .a1 import *  # noqa: F401,F403
 from .nb01 import *  # noqa: F401,F403
 from .nb02 import *  # noqa: F401,F403
+from .nb04 import *  # noqa: F401,F403
+from .nb06 import *  # noqa: F401,F403
 from .common import CheckFailed
 
 # One line per module: add "from .nbXX import *" and its __all__ here.
-__all__ = sorted(set(a1.__all__) | set(nb01.__all__) | set(nb02.__all__) | {"CheckFailed"})
+__all__ = sorted(set(a1.__all__) | set(nb01.__all__) | set(nb02.__all__) | {"CheckFailed"}
+                 | set(nb04.__all__)
+                 | set(nb06.__all__))
