@@ -6,6 +6,7 @@ prints one line starting with ``OK:`` when the answer is right. One module per n
 
     common  the shared machinery (CheckFailed, _fail, _ok, _seeded, ...)
     a1      assignment A1 (Sparse VD from scratch)
+    a2      assignment A2 (compress a trained model for real)
     nb01    notebook 01 (the log-uniform prior)
     nb02    notebook 02 (the KL approximation)
     nb03    notebook 03 (Sparse VD layers: the additive and local reparameterisations, compression)
@@ -15,6 +16,8 @@ prints one line starting with ``OK:`` when the answer is right. One module per n
 """
 from . import a1
 from .a1 import *  # noqa: F401,F403
+from . import a2
+from .a2 import *  # noqa: F401,F403
 from .nb01 import *  # noqa: F401,F403
 from .nb02 import *  # noqa: F401,F403
 from .nb03 import *  # noqa: F401,F403
@@ -24,7 +27,8 @@ from .nb06 import *  # noqa: F401,F403
 from .common import CheckFailed
 
 # One line per module: add "from .nbXX import *" and its __all__ here.
-__all__ = sorted(set(a1.__all__) | set(nb01.__all__) | set(nb02.__all__) | {"CheckFailed"}
+__all__ = sorted(set(a1.__all__) | set(a2.__all__) | set(nb01.__all__) | set(nb02.__all__)
+                 | {"CheckFailed"}
                  | set(nb03.__all__)
                  | set(nb04.__all__)
                  | set(nb05.__all__)
