@@ -472,24 +472,35 @@ def plot_pixel_map(kept_per_pixel: np.ndarray, total: int | None = None, image: 
 
 
 def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, threshold: float = 3.0,
-                      name: str = "fc2", width: float = 10.0):
+                      name: str = "fc2", width: float = 12.0, clip_percentile: float = 99.0):
     """A whole dense layer (out x in) as one heat map, kept weights on the diverging map and dropped
     ones grey, so that rows (output units that receive nothing) and columns (input units nobody reads)
-    that are dropped entirely show as grey stripes. The title counts kept weights, rows and columns."""
+    dropped entirely show as grey stripes; beside it, the block of rows and columns that keep a weight,
+    gathered (what ``compress`` keeps). The colour scale ends at the ``clip_percentile`` of |kept
+    weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
     img = weight_image(weight, log_alpha, threshold)
     kept = ~np.ma.getmaskarray(img)
-    rows, cols = int(kept.any(1).sum()), int(kept.any(0).sum())
+    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
     n_out, n_in = img.shape
-    fig, (ax,) = _fig_axes(1, size=(width, max(2.5, width * n_out / n_in * 1.15)))
-    vmax = max(float(np.max(np.abs(img.compressed()), initial=0.0)), 1e-6)
-    im = ax.imshow(img, cmap=WEIGHT_CMAP, norm=TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax),
-                   aspect="auto")
-    ax.grid(False)
+    height = max(2.8, 0.62 * width * n_out / n_in * 1.1)
+    fig = new_figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False, width_ratios=[n_in, max(len(cols), 1) * 1.6])
+    values = np.abs(img.compressed())
+    vmax = max(float(np.percentile(values, clip_percentile)) if values.size else 0.0, 1e-6)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
+    ax, ax2 = axes[0]
+    im = ax.imshow(img, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
     ax.set(xlabel=f"input unit of {name} (index)", ylabel="output unit (index)",
-           title=f"{name}, all {img.size:,} weights: {int(kept.sum()):,} kept; {rows} of {n_out} output "
-                 f"units and {cols} of {n_in} input units keep a weight")
-    fig.colorbar(im, ax=ax, pad=0.01, label="weight theta (grey: dropped)")
-    fig.tight_layout()
+           title=f"{name}, all {img.size:,} weights\n{int(kept.sum()):,} kept, the rest grey")
+    block = img[np.ix_(rows, cols)] if len(rows) and len(cols) else np.ma.masked_all((1, 1))
+    ax2.imshow(block, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
+    ax2.set(xlabel=f"the {len(cols)} input units read (of {n_in})",
+            ylabel=f"the {len(rows)} output units (of {n_out})",
+            title=f"rows and columns with a kept weight,\ngathered: {block.count():,} of {block.size:,} kept")
+    for a in (ax, ax2):
+        a.grid(False)
+    cb = fig.colorbar(im, ax=[ax, ax2], pad=0.01, extend="both")
+    cb.set_label("weight theta (grey: dropped)")
     return fig
 
 
