@@ -224,7 +224,8 @@ def test_solution_ipynb_is_paired_with_its_source_and_has_run(name):
     outputs = [o for c in ipynb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "mode: default" in text and "OK: training" in text
+    assert "mode: default" in text
+    assert text.count("OK: ") == _check_calls(ipynb) > 0, "every check of the default-mode run says OK"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_solution_notebook_passes_every_check_in_fast_mode(name, tmp_path):
     executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert text.count("OK: ") == _check_calls(executed) > 0
-    assert "mode: fast" in text and "OK: training" in text
+    assert "mode: fast" in text
 
 
 @pytest.mark.parametrize("name", NAMES)
