@@ -508,10 +508,9 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
                       fps: int = 2, ncols: int = 10, vmax: float | None = None) -> str:
     """Save an animated GIF of weight grids (each frame: a list of 2-d masked arrays) with
     matplotlib's PillowWriter. Written to a temporary name and renamed. Returns the path."""
-    import os
-    import tempfile
-
     from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .files import atomic_path
 
     frames = list(frames)
     if not frames:
@@ -531,16 +530,10 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
 
     anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
     path = str(path)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".gif",
-                               dir=os.path.dirname(path) or ".")
-    os.close(fd)
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=fps))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         plt.close(fig)
     return path
 
