@@ -23,7 +23,7 @@ def _f(v, fmt="{:.2f}"):
 
 def _wall(p) -> str:
     """The wall time; a run resumed over sittings records only its last sitting."""
-    note = " (last sitting of a resumed run)" if p.get("resumed_checkpoints") else ""
+    note = " (run with --resume: the wall time of its last sitting)" if p.get("resumed_checkpoints") else ""
     return f"wall {p['wall_time_s']:.0f} s{note}"
 
 
