@@ -28,7 +28,6 @@ import base64
 import json
 import os
 import statistics
-import tempfile
 import time
 import warnings
 import zlib
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import kernels
+from .files import atomic_path
 from .layers import Conv2dSVDO, LinearSVDO, SVDOMixin, _check_threshold, svdo_layers
 
 __all__ = [
@@ -933,15 +933,8 @@ def save_compressed(model: nn.Module, path: str | os.PathLike, *, values_dtype: 
                 "architecture": encode_architecture(arch),
                 "index": json.dumps(index, separators=(",", ":"))}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(blobs, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

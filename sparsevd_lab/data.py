@@ -22,7 +22,6 @@ import http.client
 import os
 import struct
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
@@ -32,6 +31,9 @@ from typing import Iterator
 import numpy as np
 import torch
 from torch import Tensor
+
+from .files import atomic_path
+from .settings import settings
 
 __all__ = [
     "DataBundle",
@@ -101,7 +103,7 @@ class OfflineError(DataError):
 def cache_dir(root: str | os.PathLike | None = None) -> Path:
     """The data cache: ``root``, else $SPARSEVD_DATA, else ~/.cache/sparsevd_lab."""
     if root is None:
-        root = os.environ.get("SPARSEVD_DATA") or Path.home() / ".cache" / "sparsevd_lab"
+        root = settings().data_dir or Path.home() / ".cache" / "sparsevd_lab"
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -137,22 +139,25 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
     dest.parent.mkdir(parents=True, exist_ok=True)
     urls = (urls,) if isinstance(urls, str) else tuple(urls)
     errors = []
+    if settings().offline:
+        raise OfflineError(
+            f"{dest.name} is not in the cache {dest.parent} and SPARSEVD_OFFLINE is on, so it is not "
+            f"downloaded. Unset SPARSEVD_OFFLINE, copy the file into {dest.parent}, or use a data set "
+            f"that needs no network: load_offline_digits() (5,000 real MNIST digits).")
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
         try:
-            digest = hashlib.md5()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
-                for block in iter(lambda: resp.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-            if digest.hexdigest() != md5:
-                raise ChecksumError(
-                    f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; the file was "
-                    f"discarded. The mirror may serve a different or truncated file: try again later "
-                    f"or place a good copy at {dest}."
-                )
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:
+                digest = hashlib.md5()
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != md5:
+                    raise ChecksumError(
+                        f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; the file was "
+                        f"discarded. The mirror may serve a different or truncated file: try again later "
+                        f"or place a good copy at {dest}."
+                    )
             if verbose:
                 print(f"downloaded {url} -> {dest} (MD5 verified)")
             return dest
@@ -160,9 +165,6 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
             errors.append(err)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             errors.append(err)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     if all(isinstance(e, ChecksumError) for e in errors):
         raise errors[-1]
     reasons = "; ".join(f"{u}: {getattr(e, 'reason', e)}" for u, e in zip(urls, errors))

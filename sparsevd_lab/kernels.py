@@ -28,6 +28,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from .settings import settings
+
 __all__ = ["kernels_enabled", "fused_kl_enabled", "fused_kl", "lrt_enabled", "lrt", "train_forward", "csr_linear", "sparse_mlp"]
 
 ENV = "SPARSEVD_KERNELS"
@@ -329,10 +331,8 @@ _STATE: dict = {}
 
 
 def _setting() -> str:
-    value = os.environ.get(ENV, "auto").strip().lower()
-    if value not in ("auto", "0", "1", "off", "on", "false", "true"):
-        raise ValueError(f"{ENV}={value!r}: use auto, 1 or 0")
-    return {"on": "1", "true": "1", "off": "0", "false": "0"}.get(value, value)
+    """"auto", "1" (on) or "0" (off), from $SPARSEVD_KERNELS (``sparsevd_lab.settings``)."""
+    return {"auto": "auto", "on": "1", "off": "0"}[settings().kernels]
 
 
 def _build():

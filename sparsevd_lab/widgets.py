@@ -44,6 +44,8 @@ __all__ = [
     "snapshot_widget",
     "sweep_render",
     "sweep_widget",
+    "threshold_render",
+    "threshold_widget",
     "regression_render",
     "regression_widget",
     "retrain_button",
@@ -195,7 +197,7 @@ def _snap_index(snapshots: Mapping[str, np.ndarray], epoch: int) -> int:
 def snapshot_render(snapshots: Mapping[str, np.ndarray], epoch: int, layer: str = "conv1",
                     threshold: float = 3.0):
     """One stored epoch of one layer: a table of kept weights per snapshotted layer and the heat map
-    of ``layer`` (conv filters as a grid, a dense slice as one matrix), dropped weights white."""
+    of ``layer`` (conv filters as a grid, a dense slice as one matrix), dropped weights grey."""
     i = _snap_index(snapshots, epoch)
     rows = []
     for key in sorted(k for k in snapshots if k.endswith("_weight")):
@@ -282,6 +284,53 @@ def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
 
 
 # --------------------------------------------------------------------------------------------------
+# notebook 06: re-mask one trained model live
+# --------------------------------------------------------------------------------------------------
+
+CURVE_THRESHOLDS = tuple(float(t) for t in np.arange(-4.0, 8.01, 1.0))
+
+
+def threshold_render(model, test, threshold: float, curve: pd.DataFrame | None = None):
+    """Re-mask the trained Sparse VD ``model`` at ``threshold`` (weights with log alpha >= threshold
+    dropped; nothing is retrained) and evaluate it on the loader ``test``, now. Returns a one-row
+    table (threshold, test error %, compression x, sparsity %, per-layer sparsity, kept weights) and
+    a figure: log alpha per layer with the threshold, and error against compression at the
+    thresholds of ``curve`` (computed over ``CURVE_THRESHOLDS`` when not given) with this one ringed.
+    The model's own threshold is left as it was."""
+    from .experiments import threshold_sweep
+
+    if not math.isfinite(float(threshold)):
+        raise ValueError(f"threshold must be a finite number (log alpha); got {threshold!r}")
+    row = threshold_sweep(model, test, [float(threshold)])[0]
+    if curve is None:
+        curve = pd.DataFrame(threshold_sweep(model, test, CURVE_THRESHOLDS))
+    table = pd.DataFrame([{k: row[k] for k in ("threshold", "error_%", "compression", "sparsity_%",
+                                               "sparsity_per_layer", "kept")}]).set_index("threshold")
+    log_alpha = {name: m.log_alpha.detach().cpu().numpy()
+                 for name, m in plots.layer_names(model).items() if hasattr(m, "log_alpha")}
+    fig = plots.plot_threshold_choice(log_alpha, float(threshold), curve, row)
+    return table, fig
+
+
+def threshold_widget(model, test, threshold: float = 3.0, lo: float = -4.0, hi: float = 8.0,
+                     step: float = 0.5) -> Explorer:
+    """A threshold slider that re-masks ``model`` and evaluates it on ``test`` at every change (about
+    0.1 s for LeNet-300-100 on 10,000 test images). The curve of other thresholds is computed once."""
+    from .experiments import threshold_sweep
+
+    curve = pd.DataFrame(threshold_sweep(model, test, CURVE_THRESHOLDS))
+    sliders = {"threshold": W.FloatSlider(value=threshold, min=lo, max=hi, step=step,
+                                          description="threshold on log alpha", readout_format="g",
+                                          continuous_update=False,
+                                          style={"description_width": "initial"},
+                                          layout=W.Layout(width="420px"))}
+    explorer = Explorer(lambda threshold: threshold_render(model, test, threshold, curve), sliders,
+                        "threshold")
+    explorer.curve = curve
+    return explorer
+
+
+# --------------------------------------------------------------------------------------------------
 # notebook 06: the regression table
 # --------------------------------------------------------------------------------------------------
 
@@ -312,9 +361,12 @@ def regression_widget(table: pd.DataFrame, kl_weight: float = 1e-3) -> Explorer:
 # opt-in live training, static fallbacks
 # --------------------------------------------------------------------------------------------------
 
-def retrain_button(train: Callable[[], object], description: str = "Train a small model live") -> W.VBox:
+def retrain_button(train: Callable[..., object], description: str = "Train a small model live",
+                   inputs: Mapping[str, W.Widget] | None = None) -> W.VBox:
     """A button that runs ``train()`` (opt-in: nothing trains until it is clicked) and shows what it
-    returns in its own Output. The box has ``.button``, ``.output`` and ``.result``."""
+    returns in its own Output. With ``inputs`` ({argument name: widget}, e.g. another explorer's
+    sliders) it runs ``train(**{name: widget.value})`` with the values those widgets show at the
+    click. The box has ``.button``, ``.output`` and ``.result``."""
     button = W.Button(description=description, button_style="warning", icon="play",
                       layout=W.Layout(width="auto"))
     out = W.Output()
@@ -329,7 +381,8 @@ def retrain_button(train: Callable[[], object], description: str = "Train a smal
         try:
             with out:
                 out.clear_output()
-                box.result = train()
+                kwargs = {k: w.value for k, w in (inputs or {}).items()}
+                box.result = train(**kwargs)
                 if box.result is not None:
                     display(box.result)
                 plt.show()

@@ -243,3 +243,12 @@ def test_tensor_loader():
         TensorLoader(x, y, batch_size=0)
     tr, te = DataBundle("t", "s", x, y, x, y).loaders(batch_size=5)
     assert tr.shuffle and not te.shuffle
+
+
+def test_offline_setting_refuses_downloads_with_what_to_do(monkeypatch, tmp_path):
+    from sparsevd_lab import data
+
+    monkeypatch.setenv("SPARSEVD_OFFLINE", "yes")
+    with pytest.raises(data.OfflineError, match="SPARSEVD_OFFLINE is on.*load_offline_digits"):
+        data.download("http://127.0.0.1:9/never.gz", tmp_path / "never.gz", "0" * 32, verbose=False)
+    assert list(tmp_path.iterdir()) == []

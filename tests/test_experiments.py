@@ -425,6 +425,24 @@ def test_markdown_tables_of_shipped_results():
     assert "python -m sparsevd_lab.experiments" in text  # every table names its command
 
 
+def test_epoch_seconds_are_medians_of_the_stored_history():
+    from sparsevd_lab.experiments.tables import epoch_seconds
+
+    obj = {"results": {"history": {"dense": {"seconds": [1.0, 9.0, 2.0]},
+                                   "sweep": {"0.1": {"seconds": [4.0]}, "1": {"seconds": [6.0, 5.0]}},
+                                   "no-times": {"epoch": [1, 2]}}}}
+    assert epoch_seconds(obj) == {"dense": 2.0, "sweep": 5.0}
+    assert epoch_seconds({"results": {}}) == {}
+
+
+def test_markdown_tables_never_put_the_papers_pruning_beside_the_matched_row():
+    from sparsevd_lab.experiments.tables import markdown_tables
+
+    for line in markdown_tables().splitlines():
+        if "one-shot" in line:
+            assert line.rstrip().endswith("|  |"), line  # the paper's Han et al. cell stays empty
+
+
 def test_kl_warmup_is_the_authors_for_long_runs_and_gentle_for_short_ones():
     f, w = runners._warmup(200)
     assert (w["kl_warmup_start"], w["kl_warmup_end"]) == (5, 20)

@@ -28,6 +28,7 @@ from ..layers import svdo_layers
 from ..models import from_dense, lenet5, lenet_300_100, mlp_regressor, vgg_like
 from ..objective import kl_warmup
 from ..reports import layer_sparsity, sparsity_string
+from .. import settings as _settings
 from ..train import RECIPES, evaluate, fit, resolve_device, set_seed
 from .common import (SCHEMA_VERSION, SnapshotRecorder, atomic_write_bytes, atomic_write_json,
                      model_filename, provenance, result_filename, validate_result)
@@ -723,7 +724,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``, trained
     models under ``<out>/models/``).
 
-    ``fast`` (default: $SPARSEVD_FAST == "1") runs 1-2 epochs on a data subset. ``data`` overrides
+    ``fast`` (default: $SPARSEVD_FAST, see ``sparsevd_lab.settings``) runs 1-2 epochs on a data
+    subset. ``data`` overrides
     the loaded data set (tests, notebooks). ``resume``: every training phase writes a checkpoint
     after each epoch under ``checkpoint_dir`` (default ``<out>/checkpoints/<name>_<dataset>``) and
     continues from it when it exists, so a long run can be spread over several sittings.
@@ -744,7 +746,7 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
         raise ValueError(f"dataset {dataset!r} does not fit experiment {name!r}; valid: "
                          f"{', '.join(exp.datasets)}")
     if fast is None:
-        fast = os.environ.get("SPARSEVD_FAST", "") == "1"
+        fast = _settings.settings().fast
     if epochs is None:
         epochs = exp.fast_epochs if fast else exp.paper_epochs
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
