@@ -54,6 +54,7 @@ __all__ = [
     "log_options",
     "nearest",
     "table1",
+    "reference_rows",
 ]
 
 
@@ -432,3 +433,26 @@ def table1(result: dict) -> pd.DataFrame:
                      "sparsity per layer % (paper)": paper.get("sparsity_per_layer", ""),
                      "compression x (paper)": paper.get("compression")})
     return pd.DataFrame(rows).set_index("method")
+
+
+_REFERENCE_NAMES = {"dense": "dense net", "sparse-vd": "Sparse VD (lenet300 run)",
+                    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
+                    "pruning-iterative": "magnitude pruning, iterative, own operating point",
+                    "pruning": "magnitude pruning"}
+
+
+def reference_rows(result: dict) -> pd.DataFrame:
+    """The rows of a ``lenet300`` / ``lenet5`` result as reference points for the accuracy-compression
+    plot (``sweep_render``): method (each named for what it is), error_%, compression, sparsity_%,
+    sparsity_per_layer. The Sparse VD row is left out (the sweep has its own points)."""
+    rows = []
+    for r in result["results"]["rows"]:
+        if r["method"] == "sparse-vd":
+            continue
+        comp = float(r["compression"]) if not isinstance(r["compression"], str) else float("inf")
+        rows.append({"method": _REFERENCE_NAMES.get(r["method"], r.get("label", r["method"])),
+                     "error_%": float(r["error_%"]), "compression": comp,
+                     "sparsity_%": float(r.get("sparsity_%", float("nan"))),
+                     "sparsity_per_layer": r.get("sparsity_per_layer", "")})
+    return pd.DataFrame(rows, columns=["method", "error_%", "compression", "sparsity_%",
+                                       "sparsity_per_layer"])
