@@ -227,8 +227,8 @@ points.pivot(index="kl_weight", columns="threshold", values="compression").round
 # - **KL weight.** A larger $\beta$ pushes more $\log\alpha$ above any threshold: at threshold 3 compression grows
 #   from 8x at $\beta = 0.1$ to 315x at $\beta = 10$, and the test error from 10.7 % to 15.0 %. $\beta = 1$ (the
 #   ELBO) sits in between: 11.0 % at 56x, one point above the dense net's 10.0 %.
-# - **Threshold.** Along a row the error moves by at most half a point from threshold 0 to 5, while
-#   compression changes by a factor of 2 to 4. Every KL weight contributes points to the frontier: the
+# - **Threshold.** Along a row the error moves by about half a point at most from threshold 0 to 5, while
+#   compression changes by a factor of 3 to 4. Every KL weight contributes points to the frontier: the
 #   KL weight chooses the region of the frontier, the threshold slides within it.
 # - **Baselines.** Magnitude pruning of the dense net, one-shot to Sparse VD's per-layer sparsity with a
 #   10-epoch fine-tune, reaches 16.8 % at the same 55.6x: far off the frontier. Iterative magnitude pruning

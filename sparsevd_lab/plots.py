@@ -526,7 +526,7 @@ def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = No
     colour per KL weight, the points of one KL weight joined in threshold order; the selected point
     ringed; the frontier (``pareto_front``) as a wide grey line. ``reference`` (rows with ``method``,
     ``error_%``, ``compression``) adds labelled markers."""
-    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    fig, (ax,) = _fig_axes(1, size=(9.6, 4.0))
     rfs = sorted(points["kl_weight"].unique())
     colors = sns.color_palette("colorblind", len(rfs))
     for c, rf in zip(colors, rfs):
@@ -549,7 +549,7 @@ def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = No
     ax.set_xscale("log")
     ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
            title="Test error against compression")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
     fig.tight_layout()
     return fig
 
@@ -600,6 +600,6 @@ def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
            ylabel="MSE (units of target variance)", title="Error against the KL weight")
     ax.legend(fontsize="x-small")
     ax2.set(xlabel="KL weight (log scale)", ylabel="weights dropped (%)",
-            ylim=(-2, 102), title="Compression against the KL weight")
+            ylim=(-2, 102), title="Sparsity against the KL weight")
     fig.tight_layout()
     return fig
