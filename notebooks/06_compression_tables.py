@@ -86,7 +86,8 @@ THRESHOLD = 3.0  # log alpha at or above which a weight is dropped (the paper's)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ard = pd.DataFrame(experiments.ARD_BOSTON_TABLE, index=["MSE train", "MSE test", "compression %"])
+ard = pd.DataFrame(experiments.ARD_BOSTON_TABLE,
+                   index=["MSE train", "MSE test", "sparsity % (their 'compression %')"])
 print("pytorch_ard README, Boston housing (reg factor in the column names):")
 print(ard.to_string(float_format=lambda v: f"{v:.3f}"))
 

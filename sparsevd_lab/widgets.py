@@ -271,7 +271,7 @@ def sweep_render(points: pd.DataFrame, kl_weight: float, threshold: float,
 
 def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
                  kl_weight: float = 1.0, threshold: float = 3.0) -> Explorer:
-    """A log-spaced reg-factor slider and a threshold slider over the stored grid (instant)."""
+    """A log-spaced KL-weight slider and a threshold slider over the stored grid (instant)."""
     rfs = sorted(float(v) for v in points["kl_weight"].unique())
     ths = sorted(float(v) for v in points["threshold"].unique())
     sliders = {
