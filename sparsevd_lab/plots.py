@@ -35,6 +35,7 @@ __all__ = [
     "layer_names",
     "use_style",
     "detached_figures",
+    "empty_panels",
     "new_figure",
     "plot_priors",
     "plot_posterior",
@@ -136,6 +137,37 @@ def _subplots(nrows: int, ncols: int, figsize, **fig_kw):
 def _fig_axes(ncols: int = 1, nrows: int = 1, size=(4.8, 3.4), **kw):
     fig, axes = _subplots(nrows, ncols, (size[0] * ncols, size[1] * nrows), **kw)
     return fig, axes.ravel()
+
+
+def empty_panels(fig) -> list[str]:
+    """The data panels of ``fig`` that show nothing, each described in words ([] when every panel shows
+    data). An image panel is empty when every pixel is masked or NaN; any other visible panel is empty
+    when no line drawn in data coordinates has a finite point and it has no bars, histogram or filled
+    area. Colour bars and switched-off cells of a grid are not data panels."""
+    empty = []
+    for k, ax in enumerate(fig.axes):
+        if ax.get_label() == "<colorbar>" or not ax.axison:
+            continue
+        title = ax.get_title() or (fig._suptitle.get_text() if fig._suptitle else "")
+        name = f"panel {k} ({title!r})"
+        if ax.images:
+            for im in ax.images:
+                arr = np.ma.masked_invalid(np.ma.asarray(im.get_array(), dtype=float))
+                if arr.size == 0 or arr.count() == 0:
+                    empty.append(f"{name}: image with every pixel masked")
+            continue
+        points = 0
+        for line in ax.lines:
+            if line.get_transform() != ax.transData:  # axvline / axhline: a guide, not data
+                continue
+            x = np.asarray(line.get_xdata(), dtype=float)
+            y = np.asarray(line.get_ydata(), dtype=float)
+            points += int(np.sum(np.isfinite(x) & np.isfinite(y)))
+        shapes = sum(1 for p in ax.patches if p.get_visible()) + sum(
+            1 for c in ax.collections if len(c.get_paths()) or len(c.get_offsets()))
+        if points == 0 and shapes == 0:
+            empty.append(f"{name}: no line with a finite point, no bar or area")
+    return empty
 
 
 # --------------------------------------------------------------------------------------------------
@@ -561,7 +593,7 @@ def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = No
     colour per KL weight, the points of one KL weight joined in threshold order; the selected point
     ringed; the frontier (``pareto_front``) as a wide grey line. ``reference`` (rows with ``method``,
     ``error_%``, ``compression``) adds labelled markers."""
-    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    fig, (ax,) = _fig_axes(1, size=(9.6, 4.0))
     rfs = sorted(points["kl_weight"].unique())
     colors = sns.color_palette("colorblind", len(rfs))
     for c, rf in zip(colors, rfs):
@@ -584,7 +616,7 @@ def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = No
     ax.set_xscale("log")
     ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
            title="Test error against compression")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
     fig.tight_layout()
     return fig
 
@@ -635,6 +667,6 @@ def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
            ylabel="MSE (units of target variance)", title="Error against the KL weight")
     ax.legend(fontsize="x-small")
     ax2.set(xlabel="KL weight (log scale)", ylabel="weights dropped (%)",
-            ylim=(-2, 102), title="Compression against the KL weight")
+            ylim=(-2, 102), title="Sparsity against the KL weight")
     fig.tight_layout()
     return fig

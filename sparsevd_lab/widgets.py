@@ -54,6 +54,7 @@ __all__ = [
     "log_options",
     "nearest",
     "table1",
+    "reference_rows",
 ]
 
 
@@ -270,7 +271,7 @@ def sweep_render(points: pd.DataFrame, kl_weight: float, threshold: float,
 
 def sweep_widget(points: pd.DataFrame, reference: pd.DataFrame | None = None,
                  kl_weight: float = 1.0, threshold: float = 3.0) -> Explorer:
-    """A log-spaced reg-factor slider and a threshold slider over the stored grid (instant)."""
+    """A log-spaced KL-weight slider and a threshold slider over the stored grid (instant)."""
     rfs = sorted(float(v) for v in points["kl_weight"].unique())
     ths = sorted(float(v) for v in points["threshold"].unique())
     sliders = {
@@ -448,3 +449,26 @@ def table1(result: dict) -> pd.DataFrame:
         table.columns.name = "layers: " + "-".join(layers)
         table.attrs["layers"] = list(layers)
     return table
+
+
+_REFERENCE_NAMES = {"dense": "dense net", "sparse-vd": "Sparse VD (lenet300 run)",
+                    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
+                    "pruning-iterative": "magnitude pruning, iterative, own operating point",
+                    "pruning": "magnitude pruning"}
+
+
+def reference_rows(result: dict) -> pd.DataFrame:
+    """The rows of a ``lenet300`` / ``lenet5`` result as reference points for the accuracy-compression
+    plot (``sweep_render``): method (each named for what it is), error_%, compression, sparsity_%,
+    sparsity_per_layer. The Sparse VD row is left out (the sweep has its own points)."""
+    rows = []
+    for r in result["results"]["rows"]:
+        if r["method"] == "sparse-vd":
+            continue
+        comp = float(r["compression"]) if not isinstance(r["compression"], str) else float("inf")
+        rows.append({"method": _REFERENCE_NAMES.get(r["method"], r.get("label", r["method"])),
+                     "error_%": float(r["error_%"]), "compression": comp,
+                     "sparsity_%": float(r.get("sparsity_%", float("nan"))),
+                     "sparsity_per_layer": r.get("sparsity_per_layer", "")})
+    return pd.DataFrame(rows, columns=["method", "error_%", "compression", "sparsity_%",
+                                       "sparsity_per_layer"])
