@@ -324,8 +324,10 @@ def build_all(check: bool = False, root: str | os.PathLike | None = None) -> lis
 def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600,
            write: bool = False) -> list[dict]:
     """Execute the student notebook ``path`` cell by cell (errors allowed, as Neuromatch's executor
-    does) and return the errors, one {"cell", "ename", "evalue"} per failing cell. Raises
-    ``AssertionError`` listing them when any error is not a NotImplementedError from a stub.
+    does) and return the errors, one {"cell", "ename", "evalue", "cascade"} per failing cell. Raises
+    ``AssertionError`` listing them when any error is not a NotImplementedError from a stub or a
+    cascade of one (``cascade``: a NameError for a name that a cell stopped by a stub, or by such a
+    NameError, would have defined; e.g. ``net`` in a later cell when ``net = build(...)`` stopped).
     A solution notebook verifies with no error at all. ``write`` saves the executed notebook (with
     its outputs) back to ``path``; the kernel may take up to ``timeout`` seconds to start."""
     import nbformat
@@ -347,15 +349,66 @@ def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600,
     if write:
         _write_atomic(path, nbformat.writes(notebook))
     errors = []
+    missing: set[str] = set()  # names a failed cell would have defined
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                errors.append({"cell": index, "ename": output["ename"], "evalue": output["evalue"]})
-    bad = [e for e in errors if e["ename"] != "NotImplementedError"]
+            if output.get("output_type") != "error":
+                continue
+            error = {"cell": index, "ename": output["ename"], "evalue": output["evalue"],
+                     "cascade": _is_cascade(output["ename"], output["evalue"], missing)}
+            errors.append(error)
+            if error["ename"] == "NotImplementedError" or error["cascade"]:
+                missing |= _assigned_names(cell.source)
+    bad = [e for e in errors if e["ename"] != "NotImplementedError" and not e["cascade"]]
     if bad:
         raise AssertionError(f"{path.name}: errors other than NotImplementedError: " + "; ".join(
             f"cell {e['cell']}: {e['ename']}: {e['evalue']}" for e in bad))
     return errors
+
+
+_NAME_ERROR = re.compile(r"name '([^']+)' is not defined")
+
+
+def _is_cascade(ename: str, evalue: str, missing: set[str]) -> bool:
+    """A NameError for a name that an earlier cell would have defined had it not stopped at a stub
+    (or at such a NameError itself): a consequence of an unfilled stub, not a bug of the notebook."""
+    match = _NAME_ERROR.search(evalue or "")
+    return ename == "NameError" and match is not None and match.group(1) in missing
+
+
+def _assigned_names(source: str) -> set[str]:
+    """The names a cell binds at its top level (assignments, for/with targets, defs, imports)."""
+    try:
+        tree = ast.parse(_python_source(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+
+    def targets(node) -> None:
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for elt in node.elts:
+                targets(elt)
+        elif isinstance(node, ast.Starred):
+            targets(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                targets(t)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+            targets(node.target)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            targets(node.optional_vars)
+        elif isinstance(node, ast.NamedExpr):
+            targets(node.target)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
 
 
 def _groups(args) -> list[Group]:
