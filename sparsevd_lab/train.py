@@ -26,8 +26,9 @@ from .reports import layer_sparsity
 
 __all__ = ["set_seed", "resolve_device", "lr_factor", "make_optimizer", "evaluate", "fit", "RECIPES"]
 
-# The authors' recipes (../shared/reference/sparsevd_notes.md): epochs, batch, lr, and the fraction of
-# the run during which the learning rate stays flat before decaying linearly to 0.
+# The authors' recipes (their Theano code, github.com/ars-ashuha/variational-dropout-sparsifies-dnn;
+# docs/results.md): epochs, batch, lr, and the fraction of the run during which the learning rate
+# stays flat before decaying linearly to 0.
 RECIPES = {
     "lenet300": {"epochs": 200, "batch_size": 100, "lr": 1e-3, "lr_flat_fraction": 0.5},
     "lenet5": {"epochs": 200, "batch_size": 100, "lr": 1e-3, "lr_flat_fraction": 0.0},

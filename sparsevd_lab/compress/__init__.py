@@ -19,7 +19,8 @@ connections, unknown modules) comes out as the same model with masked dense laye
 
 ``save_compressed`` / ``load_compressed`` use safetensors with a JSON description of the
 architecture in the metadata: loading executes no code (no pickle). ``flops_report`` counts
-multiply-adds per layer, ``file_size_report`` compares file sizes. Introduced in notebook 05.
+multiply-adds per layer, ``file_size_report`` compares file sizes. Measured in docs/compression.md
+(``benchmarks/bench_compress.py``); assignment A2 has students build the same steps by hand.
 
 The subpackage, one job per module: ``modules`` (the inference modules), ``shrink`` (``compress``),
 ``layout`` (inference layout and timing), ``fileformat`` (save / load), ``reports``.
