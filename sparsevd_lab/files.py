@@ -13,14 +13,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "check_file_path"]
+
+
+def check_file_path(path: str | os.PathLike, example: str = "model.safetensors") -> Path:
+    """``path`` as a Path; IsADirectoryError, saying what to give instead, when it is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file path inside it instead "
+                                f"(e.g. {path / example})")
+    return path
 
 
 def _destination(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(
-            f"{path} is a folder; give a file path inside it instead (e.g. {path / 'model.safetensors'})")
+    path = check_file_path(path, Path(path).name + ".out")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

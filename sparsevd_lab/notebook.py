@@ -49,8 +49,6 @@ __all__ = [
 ]
 
 PIP_SPEC = "sparsevd-lab @ git+https://github.com/sparsevd-lab/sparsevd-lab"
-# Data sets that need no network (shipped with a dependency or bundled with scikit-learn).
-OFFLINE_DATASETS = ("offline-digits", "sklearn-digits", "diabetes")
 _START = time.perf_counter()
 
 
@@ -129,32 +127,24 @@ def _online(url: str, timeout: float = 3.0) -> bool:
 
 
 def check_data(dataset: str, root=None, online=_online) -> str:
-    """Return "offline", "cached" or "online" for ``dataset``; raise ``RuntimeError`` with what to do
-    when it needs a download that cannot happen (no cached copy and no network)."""
+    """Return "offline", "cached" or "online" for ``dataset`` (``sparsevd_lab.data.DATASETS``); raise
+    ``RuntimeError`` with what to do when it needs a download that cannot happen (no cached copy and
+    no network, or SPARSEVD_OFFLINE on)."""
     from . import data
 
-    if dataset in OFFLINE_DATASETS:
-        return "offline"
     if dataset not in data.DATASETS:
         raise RuntimeError(f"unknown data set {dataset!r}; choose one of {', '.join(data.DATASETS)}")
-    if dataset == "fashion-mnist" and all(
-            (Path(data.FASHION_DEBIAN_DIR) / f).exists() for f in data.FASHION_RAW_MD5):
-        return "offline"
-    folder = data.cache_dir(root)
-    if dataset == "cifar10":
-        files, urls = [folder / data.CIFAR10_FILE], list(data.CIFAR10_URLS)
-    else:
-        sub, md5s, mirrors = (("mnist", data.MNIST_MD5, data.MNIST_MIRRORS) if dataset == "mnist"
-                              else ("fashion-mnist", data.FASHION_MD5, data.FASHION_MIRRORS))
-        files, urls = [folder / sub / f for f in md5s], list(mirrors)
-    if all(f.exists() for f in files):
-        return "cached"
-    if any(online(u) for u in urls):
+    info = data.DATASETS[dataset]
+    have = info.available(root)
+    if have is not None:
+        return have
+    if not settings().offline and any(online(u) for u in info.download[2]):
         return "online"
     raise RuntimeError(
-        f"the data set {dataset!r} must be downloaded, but this machine is offline and it is not in "
-        f"the cache {folder}. Connect to the internet, copy the files into that folder, or run with "
-        f"SPARSEVD_DATASET=offline-digits (5,000 real MNIST digits, no network needed)."
+        f"the data set {dataset!r} must be downloaded, but this machine is offline (or SPARSEVD_OFFLINE "
+        f"is on) and it is not in the cache {data.cache_dir(root)}. Connect to the internet, copy the "
+        f"files into that folder, or run with SPARSEVD_DATASET=offline-digits (5,000 real MNIST digits, "
+        f"no network needed)."
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["Settings", "settings", "parse_flag", "TRUE", "FALSE"]
+__all__ = ["Settings", "settings", "kernels_mode", "parse_flag", "TRUE", "FALSE"]
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("", "0", "false", "no", "off")
@@ -53,6 +53,17 @@ def _kernels(raw: str | None) -> str:
         raise ValueError(f"SPARSEVD_KERNELS={raw!r}: use auto (the default), 1 (on) or 0 (off)") from None
 
 
+_KERNELS_CACHE: dict = {}
+
+
+def kernels_mode() -> str:
+    """``settings().kernels`` alone, cheaply: asked on every training step by ``sparsevd_lab.kernels``."""
+    raw = os.environ.get("SPARSEVD_KERNELS")
+    if raw not in _KERNELS_CACHE:
+        _KERNELS_CACHE[raw] = _kernels(raw)
+    return _KERNELS_CACHE[raw]
+
+
 @dataclass(frozen=True)
 class Settings:
     """A snapshot of the SPARSEVD_* environment variables (see the module docstring)."""
@@ -75,7 +86,7 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         fast=parse_flag("SPARSEVD_FAST", env.get("SPARSEVD_FAST")),
         retrain=parse_flag("SPARSEVD_RETRAIN", env.get("SPARSEVD_RETRAIN")),
         offline=parse_flag("SPARSEVD_OFFLINE", env.get("SPARSEVD_OFFLINE")),
-        kernels=_kernels(env.get("SPARSEVD_KERNELS")),
+        kernels=_kernels(env.get("SPARSEVD_KERNELS")) if environ is not None else kernels_mode(),
         data_dir=Path(data).expanduser() if data else None,
         dataset=env.get("SPARSEVD_DATASET") or "offline-digits",
         figures=Path(env.get("SPARSEVD_FIGURES") or "figures"),
