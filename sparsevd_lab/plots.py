@@ -388,6 +388,13 @@ def plot_pruning_curve(curve: pd.DataFrame, rows: pd.DataFrame | None = None):
     ax.set_xscale("log")
     ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
            title="Magnitude pruning over sparsity")
+    # the same axis read as sparsity: compression c = 1 / (1 - s)
+    top = ax.secondary_xaxis("top")
+    lo, hi = ax.get_xlim()
+    ticks = [s for s in (50.0, 80.0, 90.0, 95.0, 98.0, 99.0) if lo <= 1 / (1 - s / 100) <= hi]
+    top.set_xticks([1 / (1 - s / 100) for s in ticks], labels=[f"{s:g}" for s in ticks])
+    top.minorticks_off()
+    top.set_xlabel("sparsity (% of weights dropped)")
     ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig

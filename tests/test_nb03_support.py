@@ -95,6 +95,10 @@ def test_plot_pruning_curve_marks_the_operating_point_and_the_rows():
     assert list(ringed.get_xdata()) == [2.0]  # the shipped run chose 50 % sparsity (2x)
     dense = [line for line in ax.lines if line.get_label() == "dense"][0]
     assert list(dense.get_ydata()) == [10.0, 10.0]  # a horizontal line at the dense error
+    top = [c for c in ax.child_axes if c.get_xlabel()][0]  # the secondary axis: the same points as sparsity
+    assert top.get_xlabel() == "sparsity (% of weights dropped)"
+    assert [t.get_text() for t in top.get_xticklabels()] == ["50", "80", "90", "95", "98", "99"]
+    assert top.get_xticks() == pytest.approx([2, 5, 10, 20, 50, 100])
     _has_data(plots.plot_pruning_curve(curve))
 
 
