@@ -20,8 +20,8 @@
 # 3. find which input pixels and which hidden units a trained LeNet-300-100 still uses (two exercises),
 #    and see whole rows and columns of a dense layer go.
 #
-# **Time:** about 40 minutes with the exercises. **On CPU** the notebook runs in under a minute in
-# default and fast mode: nothing is trained, everything comes from the shipped results (LeNet-5 on the
+# **Time on CPU:** under a minute in default and fast mode (about 40 minutes of class with the
+# exercises): nothing is trained, everything comes from the shipped results (LeNet-5 on the
 # offline digits; LeNet-300-100 on full Fashion-MNIST with the paper's 200-epoch recipe). Default mode
 # also writes an animation to `figures/` and shows it.
 #

@@ -25,8 +25,8 @@
 # 4. make a trained model smaller and faster for real with `compress`, and count its bytes in CSR
 #    (exercise).
 #
-# **Time:** about 45 minutes with the exercises. **On CPU** about 1.5 minutes in default mode (mostly the
-# first `compress`, which builds its C++ kernel once), under a minute in fast mode. Nothing is trained
+# **Time on CPU:** 1-2 minutes in default mode (the first `compress` on a machine also builds its C++
+# kernel once, about 35 s), about a minute in fast mode; about 45 minutes of class with the exercises. Nothing is trained
 # unless you press the button (or set `SPARSEVD_RETRAIN=1`), which trains one small model in about a
 # minute. The Fashion-MNIST sections need the data set on this machine (the Debian package
 # `dataset-fashion-mnist`, or a download): they say so when it is missing.

@@ -321,7 +321,7 @@ def threshold_widget(model, test, threshold: float = 3.0, lo: float = -4.0, hi: 
 
     curve = pd.DataFrame(threshold_sweep(model, test, CURVE_THRESHOLDS))
     sliders = {"threshold": W.FloatSlider(value=threshold, min=lo, max=hi, step=step,
-                                          description="threshold on log alpha", readout_format="g",
+                                          description="threshold on log alpha", readout_format=".1f",
                                           continuous_update=False,
                                           style={"description_width": "initial"},
                                           layout=W.Layout(width="420px"))}
