@@ -287,6 +287,16 @@ def test_old_result_words_are_upgraded_on_load():
     assert row["ard_boston"] == {"sparsity_%": 97.29} and "pruning-matched" in new["history"]
 
 
+def test_per_layer_numbers_keyed_by_index_are_renamed_to_layers_on_load():
+    old = {"results": {}, "config": {"layers": ["fc1", "fc2", "fc3"],
+                                     "pruned_sparsity": {"1": 0.98, "3": 0.97, "5": 0.78,
+                                                         "total": 0.982}}}
+    cfg = common.upgrade_result(copy.deepcopy(old))["config"]
+    assert cfg["pruned_sparsity"] == {"fc1": 0.98, "fc2": 0.97, "fc3": 0.78, "total": 0.982}
+    shipped = load_result("lenet300", dataset="fashion-mnist")["config"]["pruned_sparsity"]
+    assert set(shipped) == {"fc1", "fc2", "fc3", "total"}
+
+
 def test_hold_out_splits_without_overlap(tiny_digits):
     train, (xv, yv) = runners.hold_out(tiny_digits, 50, seed=1)
     assert train.train_size == 250 and len(xv) == len(yv) == 50

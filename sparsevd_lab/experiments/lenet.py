@@ -180,7 +180,10 @@ def run_lenet(ctx: Context) -> dict:
     history["pruning-matched"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
                                             "seconds"])
     pruning.make_permanent(pruned)
-    ctx.config["pruned_sparsity"] = pruning.pruned_sparsity(pruned)
+    by_index = pruning.pruned_sparsity(pruned)  # keyed by module name ("1", "3", ...) and "total"
+    ctx.config["pruned_sparsity"] = {
+        **dict(zip(LAYER_NAMES[name], (v for k, v in by_index.items() if k != "total"))),
+        "total": by_index["total"]}
     ctx.config.update({"pruning_amounts": [float(a) for a in amounts],
                        "pruning_finetune_epochs": ft_epochs, "pruning_finetune_lr": recipe["lr"],
                        "pruning_finetune_lr_schedule": "flat for half the epochs, then linear to 0"})
