@@ -10,7 +10,15 @@ from torch import nn
 
 from .layers import svdo_layers
 
-__all__ = ["sparsity_report", "compression_ratio", "layer_sparsity", "sparsity_string"]
+__all__ = ["METHOD_NAMES", "sparsity_report", "compression_ratio", "layer_sparsity", "sparsity_string"]
+
+# One name per method, everywhere a table or a legend shows one (result files key rows by the key).
+METHOD_NAMES = {
+    "dense": "dense",
+    "sparse-vd": "Sparse VD",
+    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
+    "pruning-iterative": "magnitude pruning, iterative (Han et al.), own operating point",
+}
 
 
 def _layers_or_raise(model: nn.Module):

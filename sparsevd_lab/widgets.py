@@ -35,6 +35,7 @@ from scipy.stats import norm
 
 from . import plots, theory
 from .layers import kl_approx
+from .reports import METHOD_NAMES
 
 __all__ = [
     "Explorer",
@@ -415,13 +416,8 @@ def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
 
 
 # Each row named for what it is (the result files' method keys -> the table's row names)
-_METHOD_NAMES = {
-    "dense": "dense",
-    "sparse-vd": "Sparse VD",
-    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
-    "pruning-iterative": "magnitude pruning, iterative (Han et al.), own operating point",
-    "pruning": "magnitude pruning, one-shot to Sparse VD's sparsity",  # files before pruning-matched
-}
+_METHOD_NAMES = {**METHOD_NAMES,
+                 "pruning": METHOD_NAMES["pruning-matched"]}  # files before pruning-matched
 
 
 def table1(result: dict) -> pd.DataFrame:
@@ -451,10 +447,6 @@ def table1(result: dict) -> pd.DataFrame:
     return table
 
 
-_REFERENCE_NAMES = {"dense": "dense net", "sparse-vd": "Sparse VD (lenet300 run)",
-                    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
-                    "pruning-iterative": "magnitude pruning, iterative, own operating point",
-                    "pruning": "magnitude pruning"}
 
 
 def reference_rows(result: dict) -> pd.DataFrame:
@@ -466,7 +458,7 @@ def reference_rows(result: dict) -> pd.DataFrame:
         if r["method"] == "sparse-vd":
             continue
         comp = float(r["compression"]) if not isinstance(r["compression"], str) else float("inf")
-        rows.append({"method": _REFERENCE_NAMES.get(r["method"], r.get("label", r["method"])),
+        rows.append({"method": _METHOD_NAMES.get(r["method"], r.get("label", r["method"])),
                      "error_%": float(r["error_%"]), "compression": comp,
                      "sparsity_%": float(r.get("sparsity_%", float("nan"))),
                      "sparsity_per_layer": r.get("sparsity_per_layer", "")})

@@ -348,11 +348,11 @@ def test_reference_rows_names_each_baseline():
         {"method": "pruning-matched", "error_%": 16.8, "compression": 55.6, "sparsity_%": 98.2},
         {"method": "pruning-iterative", "error_%": 10.4, "compression": "inf", "sparsity_%": 50.0}]}}
     ref = widgets.reference_rows(result)
-    assert list(ref["method"]) == ["dense net", "magnitude pruning, one-shot to Sparse VD's sparsity",
-                                   "magnitude pruning, iterative, own operating point"]
+    assert list(ref["method"]) == ["dense", "magnitude pruning, one-shot to Sparse VD's sparsity",
+                                   "magnitude pruning, iterative (Han et al.), own operating point"]
     assert math.isinf(ref["compression"].iloc[2])
     table, _ = widgets.sweep_render(_points(), 1.0, 3.0, ref)
-    assert table.loc["dense net", "error_%"] == 10.0
+    assert table.loc["dense", "error_%"] == 10.0
 
 
 def test_retrain_button_uses_the_sliders_value_at_the_click():

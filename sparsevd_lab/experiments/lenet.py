@@ -8,7 +8,7 @@ from torch import nn
 from ..data import DataBundle, TensorLoader
 from ..layers import svdo_layers
 from ..models import from_dense, lenet5, lenet_300_100
-from ..reports import layer_sparsity, sparsity_string
+from ..reports import METHOD_NAMES, layer_sparsity, sparsity_string
 from ..train import RECIPES, evaluate, set_seed
 from .common import SnapshotRecorder
 
@@ -36,12 +36,7 @@ LAYER_NAMES = {"lenet300": ["fc1", "fc2", "fc3"], "lenet5": ["conv1", "conv2", "
 
 # Row names: each says what the row is, so that one-shot pruning to Sparse VD's sparsity is never
 # mistaken for Han et al.'s pruning at its own operating point (paper Table 1, "Pruning").
-METHOD_LABELS = {
-    "dense": "dense",
-    "sparse-vd": "Sparse VD",
-    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's per-layer sparsity + fine-tune",
-    "pruning-iterative": "magnitude pruning, iterative (Han et al. style), own operating point",
-}
+METHOD_LABELS = METHOD_NAMES  # one name per method (sparsevd_lab.reports)
 
 # Iterative pruning (Han et al. 2015 style): raise the global sparsity step by step, fine-tune after
 # each step, stop at the last step whose validation error stays within the budget of the dense net.

@@ -8,6 +8,7 @@ import json
 import statistics
 import sys
 
+from ..reports import METHOD_NAMES
 from .common import RESULTS_DIR, validate_result
 
 __all__ = ["epoch_seconds", "markdown_tables"]
@@ -57,8 +58,6 @@ def _lenet(obj) -> str:
              f"{_wall(p)}; `{p['command']}`)", "",
              "| method | error % | sparsity per layer % | compression | paper (MNIST): error %, "
              "sparsity, compression |", "|---|---|---|---|---|"]
-    labels = {"pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity + fine-tune",
-              "pruning-iterative": "magnitude pruning, iterative, own operating point"}
     for r in obj["results"]["rows"]:
         # the paper's pruning row is Han et al. at their own operating point: never beside the
         # matched-sparsity row (older result files put it there)
@@ -66,7 +65,7 @@ def _lenet(obj) -> str:
         paper = f"{pm.get('error_%', '')}, {pm.get('sparsity_per_layer', '') or '-'}, " \
                 f"{pm.get('compression', '')}x" if pm else ""
         sp = r["sparsity_per_layer"] if r["method"] != "dense" else "-"
-        name = r.get("label") or labels.get(r["method"], r["method"])
+        name = METHOD_NAMES.get(r["method"], r.get("label") or r["method"])
         lines.append(f"| {name} | {_f(r['error_%'])} | {sp} | "
                      f"{_f(r['compression'], '{:.1f}')}x | {paper} |")
     return "\n".join(lines)
