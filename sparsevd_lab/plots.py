@@ -141,10 +141,12 @@ def _fig_axes(ncols: int = 1, nrows: int = 1, size=(4.8, 3.4), **kw):
 
 def empty_panels(fig) -> list[str]:
     """The data panels of ``fig`` that show nothing, each described in words ([] when every panel shows
-    data). An image panel is empty when every pixel is masked or NaN; any other visible panel is empty
+    data). An image panel is empty when every pixel is masked or NaN and the masked colour is
+    transparent; wholly masked panels drawn in an opaque colour (dropped weights, grey) count as
+    empty only when they are at least half of the figure's image panels. Any other visible panel is empty
     when no line drawn in data coordinates has a finite point and it has no bars, histogram or filled
     area. Colour bars and switched-off cells of a grid are not data panels."""
-    empty = []
+    empty, dropped, n_images = [], [], 0
     for k, ax in enumerate(fig.axes):
         if ax.get_label() == "<colorbar>" or not ax.axison:
             continue
@@ -152,9 +154,13 @@ def empty_panels(fig) -> list[str]:
         name = f"panel {k} ({title!r})"
         if ax.images:
             for im in ax.images:
+                n_images += 1
                 arr = np.ma.masked_invalid(np.ma.asarray(im.get_array(), dtype=float))
                 if arr.size == 0 or arr.count() == 0:
-                    empty.append(f"{name}: image with every pixel masked")
+                    # drawn in an opaque "bad" colour (DROPPED_COLOUR), a wholly masked panel still
+                    # says something (a filter dropped whole), unless most panels are like it
+                    opaque = im.cmap.get_bad()[3] > 0
+                    (dropped if opaque else empty).append(f"{name}: image with every pixel masked")
             continue
         points = 0
         for line in ax.lines:
@@ -167,6 +173,8 @@ def empty_panels(fig) -> list[str]:
             1 for c in ax.collections if len(c.get_paths()) or len(c.get_offsets()))
         if points == 0 and shapes == 0:
             empty.append(f"{name}: no line with a finite point, no bar or area")
+    if dropped and 2 * len(dropped) >= n_images:
+        empty += dropped
     return empty
 
 

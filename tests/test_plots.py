@@ -238,6 +238,21 @@ def test_empty_panels_finds_masked_images_and_lines_without_points():
     assert len(found) == 2 and "panel 0" in found[0] and "panel 1" in found[1]
 
 
+def test_wholly_dropped_panels_drawn_grey_are_data_unless_most_panels_are_so():
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad(plots.DROPPED_COLOUR)
+    masked, kept = np.ma.masked_all((5, 5)), np.ma.masked_array(np.ones((5, 5)), False)
+    fig, axes = plt.subplots(1, 4)
+    for ax, arr in zip(axes, (masked, kept, kept, kept)):
+        ax.imshow(arr, cmap=cmap)
+    assert plots.empty_panels(fig) == []  # one filter dropped whole, drawn grey: information
+    fig, axes = plt.subplots(1, 4)
+    for ax, arr in zip(axes, (masked, masked, kept, masked)):
+        ax.imshow(arr, cmap=cmap)
+    assert len(plots.empty_panels(fig)) == 3  # mostly grey: the figure shows the wrong panels
+    plt.close("all")
+
+
 def _shipped(name, dataset):
     from sparsevd_lab import experiments
 
@@ -273,6 +288,14 @@ def _fig_03():
     res = _shipped("lenet300", "fashion-mnist")
     hist = {k: pd.DataFrame(v) for k, v in res["results"]["history"].items() if k in ("dense", "sparse-vd")}
     yield "plot_history", plots.plot_history(hist, title="shipped run")
+    grid = np.arange(-4.0, 8.5, 1.0)
+    yield "plot_additive_reparam", plots.plot_additive_reparam(
+        theory.theta_grad_variance(grid, theta=1.0, n_samples=2000, seed=0),
+        theory.theta_grad_variance_layer(x, y, theta, grid, n_repeats=3, seed=0))
+    rows = pd.DataFrame(res["results"]["rows"])
+    others = rows[rows["method"] != "pruning-iterative"]
+    yield "plot_pruning_curve", plots.plot_pruning_curve(
+        pd.DataFrame(res["results"]["pruning_curve"]), others)
 
 
 def _fig_04():
