@@ -41,8 +41,8 @@ from torch import Tensor
 
 from ..settings import kernels_mode
 
-__all__ = ["kernels_enabled", "applies", "disabled", "lrt", "kl_sum", "fused_kl", "fused_kl_enabled",
-           "lrt_enabled", "csr_linear", "sparse_mlp", "SOURCES"]
+__all__ = ["kernels_enabled", "applies", "disabled", "lrt", "kl_sum", "fused_kl", "csr_linear", "sparse_mlp",
+           "SOURCES"]
 
 ENV = "SPARSEVD_KERNELS"
 SOURCES = tuple(Path(__file__).with_name(f) for f in ("train_step.cpp", "sparse_inference.cpp",
@@ -111,15 +111,6 @@ def applies(*tensors: Tensor) -> bool:
     if dtype not in _DTYPES or not all(t.device.type == "cpu" and t.dtype == dtype for t in tensors):
         return False
     return kernels_enabled()
-
-
-# Kept for code that asked the old questions: both mean ``applies``.
-def fused_kl_enabled(tensors: list[Tensor]) -> bool:
-    return applies(*tensors)
-
-
-def lrt_enabled(x: Tensor, weight: Tensor) -> bool:
-    return applies(x, weight)
 
 
 def lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, conv_args=None) -> Tensor:
