@@ -280,3 +280,152 @@ def test_training_outcome_of_a_model_that_passes(monkeypatch):
         model[-1].bias.copy_(torch.tensor([5.0] + [0.0] * 9))  # always class 0, all correct
     got = checks.check_training_outcome(model, "default", data=data)
     assert got["test_acc"] == 1.0 and math.isinf(got["compression"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the all-zero input row (A1 exercise 2), the layer module (exercise 5), one training step (8)
+# ---------------------------------------------------------------------------------------------
+
+def test_lrt_without_a_floor_gives_nan_gradients_on_a_zero_row():
+    def no_floor(x, theta, log_sigma2, bias):
+        gamma = F.linear(x, theta, bias)
+        delta = F.linear(x * x, log_sigma2.exp())
+        return gamma + torch.sqrt(delta) * torch.randn_like(gamma)
+
+    with pytest.raises(CheckFailed, match="all-zero input row"):
+        checks.check_lrt_linear(no_floor)
+
+
+class StudentLayer(torch.nn.Module):
+    """A1's MyLinearSVDO as a student writes it; the switches make the known wrong answers."""
+    init_weight = "kaiming"
+    clamp = (-10.0, 10.0)
+    ls_init = None  # None: the argument
+    as_parameter = True
+    kl_reduce = "sum"
+    kl_clamped = True
+    clamp_in_place = False
+    keep_threshold = True
+
+    def __init__(self, in_features, out_features, threshold=3.0, log_sigma2_init=-10.0):
+        super().__init__()
+        if self.keep_threshold:
+            self.threshold = threshold
+        w = torch.empty(out_features, in_features)
+        if self.init_weight == "kaiming":
+            torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+        elif self.init_weight == "normal":
+            torch.nn.init.normal_(w)
+        elif self.init_weight == "tiny":
+            torch.nn.init.normal_(w, std=1e-4)
+        else:
+            w.zero_()
+        ls = torch.full((out_features, in_features),
+                        log_sigma2_init if self.ls_init is None else self.ls_init)
+        wrap = torch.nn.Parameter if self.as_parameter else (lambda t: t)
+        self.weight, self.log_sigma2 = wrap(w), wrap(ls)
+        self.bias = torch.nn.Parameter(torch.zeros(out_features))
+
+    @property
+    def log_alpha(self):
+        if self.clamp_in_place:
+            with torch.no_grad():
+                self.log_sigma2.clamp_(-10, 10)
+        la = layers.compute_log_alpha(self.weight, self.log_sigma2)
+        lo, hi = self.clamp
+        return la.clamp(lo, hi) if lo is not None or hi is not None else la
+
+    def forward(self, x):
+        return layers.linear_svdo(x, self.weight, self.log_sigma2, self.bias,
+                                  training=self.training, threshold=self.threshold)
+
+    def kl(self):
+        la = self.log_alpha if self.kl_clamped else layers.compute_log_alpha(self.weight, self.log_sigma2)
+        k = layers.kl_approx(la)
+        return {"sum": k.sum(), "mean": k.mean(), "neg": -k.sum()}[self.kl_reduce]
+
+
+def variant(**attrs):
+    return type("MyLinearSVDO", (StudentLayer,), attrs)
+
+
+def test_check_layer_accepts_a_correct_layer(capsys):
+    checks.check_layer(StudentLayer)
+    assert capsys.readouterr().out.startswith("OK: StudentLayer")
+    checks.check_lrt_linear(StudentLayer)
+    checks.check_eval_mask(StudentLayer)
+
+
+@pytest.mark.parametrize("attrs,message", [
+    ({"init_weight": "zero"}, "start at 0"),
+    ({"init_weight": "normal"}, "too large"),
+    ({"init_weight": "tiny"}, "too small"),
+    ({"ls_init": 0.0}, "sigma\\^2 = 1"),
+    ({"ls_init": -10.0}, "log_sigma2_init argument is ignored"),
+    ({"as_parameter": False}, "not an nn.Parameter"),
+    ({"clamp": (None, None)}, "not clamped"),
+    ({"clamp": (None, 10.0)}, "only the upper bound"),
+    ({"clamp": (-10.0, None)}, "only the lower bound"),
+    ({"clamp_in_place": True}, "in place"),
+    ({"kl_clamped": False}, "unclamped"),
+    ({"kl_reduce": "mean"}, "mean over the weights"),
+    ({"kl_reduce": "neg"}, "wrong sign"),
+    ({"keep_threshold": False}, "self.threshold"),
+])
+def test_check_layer_rejects_known_wrong_answers(attrs, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_layer(variant(**attrs))
+
+
+def test_check_layer_needs_the_class():
+    with pytest.raises(CheckFailed, match="class itself"):
+        checks.check_layer(StudentLayer(3, 2))
+
+
+def _student_model():
+    return torch.nn.Sequential(torch.nn.Flatten(), StudentLayer(784, 30), torch.nn.ReLU(),
+                               StudentLayer(30, 10))
+
+
+def make_step(order=("zero_grad", "backward", "step"), kl=True, divide=True, use_weight=True,
+              batch_divide=False):
+    def step(model, optimizer, x, y, train_size, kl_weight):
+        output = model(x)
+        total = sum(m.kl() for m in model.modules() if hasattr(m, "log_sigma2")) if kl else 0.0
+        n = len(x) if batch_divide else train_size
+        w = kl_weight if use_weight else 1.0
+        loss = F.cross_entropy(output, y) + w * total / (n if divide else 1)
+        for op in order:
+            {"zero_grad": optimizer.zero_grad, "backward": loss.backward, "step": optimizer.step}[op]()
+        return loss
+    return step
+
+
+def test_check_train_step_accepts_a_correct_step(capsys):
+    start = time.perf_counter()
+    checks.check_train_step(make_step(), _student_model)
+    assert time.perf_counter() - start < 10
+    assert capsys.readouterr().out.startswith("OK: train_step")
+    checks.check_train_step(make_step(order=("backward", "step", "zero_grad")), _student_model)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"order": ("zero_grad", "backward")}, "step\\(\\) is never called"),
+    ({"order": ("zero_grad", "step")}, "backward\\(\\) is never called"),
+    ({"order": ("backward", "step")}, "zero_grad\\(\\) is never called"),
+    ({"order": ("backward", "zero_grad", "step")}, "wipes the gradients"),
+    ({"order": ("zero_grad", "step", "backward")}, "before loss.backward"),
+    ({"kl": False}, "no KL term"),
+    ({"divide": False}, "not divided by train_size"),
+    ({"batch_divide": True}, "batch size"),
+    ({"use_weight": False}, "kl_weight argument"),
+])
+def test_check_train_step_rejects_known_wrong_answers(kwargs, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_train_step(make_step(**kwargs), _student_model)
+
+
+def test_check_train_step_needs_a_sparse_vd_model():
+    dense = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # noqa: E731
+    with pytest.raises(CheckFailed, match="no layer with log_sigma2"):
+        checks.check_train_step(make_step(), dense)

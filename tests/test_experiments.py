@@ -287,6 +287,16 @@ def test_old_result_words_are_upgraded_on_load():
     assert row["ard_boston"] == {"sparsity_%": 97.29} and "pruning-matched" in new["history"]
 
 
+def test_per_layer_numbers_keyed_by_index_are_renamed_to_layers_on_load():
+    old = {"results": {}, "config": {"layers": ["fc1", "fc2", "fc3"],
+                                     "pruned_sparsity": {"1": 0.98, "3": 0.97, "5": 0.78,
+                                                         "total": 0.982}}}
+    cfg = common.upgrade_result(copy.deepcopy(old))["config"]
+    assert cfg["pruned_sparsity"] == {"fc1": 0.98, "fc2": 0.97, "fc3": 0.78, "total": 0.982}
+    shipped = load_result("lenet300", dataset="fashion-mnist")["config"]["pruned_sparsity"]
+    assert set(shipped) == {"fc1", "fc2", "fc3", "total"}
+
+
 def test_hold_out_splits_without_overlap(tiny_digits):
     train, (xv, yv) = runners.hold_out(tiny_digits, 50, seed=1)
     assert train.train_size == 250 and len(xv) == len(yv) == 50
@@ -426,6 +436,24 @@ def test_markdown_tables_of_shipped_results():
     for path in RESULTS_DIR.glob("*.json"):
         assert f"<!-- {path.name} -->" in text
     assert "python -m sparsevd_lab.experiments" in text  # every table names its command
+
+
+def test_epoch_seconds_are_medians_of_the_stored_history():
+    from sparsevd_lab.experiments.tables import epoch_seconds
+
+    obj = {"results": {"history": {"dense": {"seconds": [1.0, 9.0, 2.0]},
+                                   "sweep": {"0.1": {"seconds": [4.0]}, "1": {"seconds": [6.0, 5.0]}},
+                                   "no-times": {"epoch": [1, 2]}}}}
+    assert epoch_seconds(obj) == {"dense": 2.0, "sweep": 5.0}
+    assert epoch_seconds({"results": {}}) == {}
+
+
+def test_markdown_tables_never_put_the_papers_pruning_beside_the_matched_row():
+    from sparsevd_lab.experiments.tables import markdown_tables
+
+    for line in markdown_tables().splitlines():
+        if "one-shot" in line:
+            assert line.rstrip().endswith("|  |"), line  # the paper's Han et al. cell stays empty
 
 
 def test_kl_warmup_is_the_authors_for_long_runs_and_gentle_for_short_ones():

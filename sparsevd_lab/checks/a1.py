@@ -32,8 +32,14 @@ __all__ = [
     "check_kl",
     "check_sgvlb",
     "check_compression_ratio",
+    "check_layer",
+    "check_train_step",
     "check_training_outcome",
+    "LOG_ALPHA_CLAMP",
 ]
+
+# The authors' code clamps log alpha to this range before the KL and the mask (exercise 5).
+LOG_ALPHA_CLAMP = (-10.0, 10.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,7 +129,8 @@ def _as_linear_fn(fn_or_class, train: bool):
 def check_lrt_linear(fn_or_class) -> None:
     """``fn(x, theta, log_sigma2, bias)`` (or a layer class in train mode) must sample the
     pre-activations with the local reparameterisation trick (eq. 17): independently for every
-    example and unit, with mean x theta^T + b and variance (x*x) sigma^2^T (no bias in the variance)."""
+    example and unit, with mean gamma = x theta^T + b and variance delta = (x*x) sigma^2^T (no bias
+    in the variance), with finite gradients for an all-zero input row."""
     what = "lrt_linear"
     fn = _as_linear_fn(fn_or_class, train=True)
     n_in, n_out, reps = 4, 3, 4000
@@ -159,7 +166,8 @@ def check_lrt_linear(fn_or_class) -> None:
         candidates = {
             "the bias is inside the variance: the bias is not random, var = (x*x) sigma^2^T with no "
             "bias (F.linear(x * x, sigma2) without the bias argument)": (s2 + b2, s2 + bias.double()),
-            "the standard deviation has no square root: out = mu + sqrt(var) * eps, not mu + var * eps":
+            "the standard deviation has no square root: out = gamma + sqrt(delta) * eps, not "
+            "gamma + delta * eps":
                 (s2 ** 2,),
             "the variance uses x instead of x*x (or |x|): Var(sum x_i w_i) = sum x_i^2 sigma_i^2":
                 (F.linear(rows.abs(), log_sigma2.exp()).double() ** 2,
@@ -186,8 +194,24 @@ def check_lrt_linear(fn_or_class) -> None:
     if ls_g.grad is None or theta_g.grad is None or float(ls_g.grad.abs().sum()) == 0.0:
         _fail(what, "no gradient reaches log_sigma2 (or theta): sample with mu + std * eps "
                     "(the reparameterisation trick), not torch.normal, and do not detach")
-    _ok(what, "samples mu + sqrt(var) * eps per example: mean x theta^T + b and variance "
-              "(x*x) sigma^2^T match, gradients reach theta and log_sigma2")
+    # an all-zero input row: delta = 0 there, and d sqrt(delta) / d delta = 1 / (2 sqrt(delta)) is
+    # infinite at 0; times the zero derivative of delta, autograd gives 0 * inf = NaN
+    x_zero = torch.cat([torch.zeros(1, n_in), rows]).requires_grad_(True)
+    theta_z = theta.clone().requires_grad_(True)
+    ls_z = log_sigma2.clone().requires_grad_(True)
+    z_out = _call(what, fn, x_zero, theta_z, ls_z, bias)
+    z_out.sum().backward()
+    if hasattr(fn, "layer"):
+        theta_z, ls_z = fn.layer.weight, fn.layer.log_sigma2
+    grads = [g for g in (x_zero.grad, theta_z.grad, ls_z.grad) if g is not None]
+    if not torch.isfinite(z_out).all() or not all(torch.isfinite(g).all() for g in grads):
+        _fail(what, "an all-zero input row (a black image, a dead ReLU unit of the layer before) "
+                    "gives NaN gradients: there the pre-activation variance delta is 0, and "
+                    "sqrt has an infinite derivative at 0. Add a small floor inside the root: "
+                    "torch.sqrt(delta + 1e-8)")
+    _ok(what, "samples gamma + sqrt(delta) * eps per example: mean gamma = x theta^T + b and variance "
+              "delta = (x*x) sigma^2^T match, gradients reach theta and log_sigma2, and an all-zero "
+              "input row gives finite gradients")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,6 +451,215 @@ def check_compression_ratio(fn: Callable[..., float]) -> None:
         _fail(what, f"when every weight is dropped the ratio is infinite; got {none_kept}")
     _ok(what, f"= all weights / kept weights ({total} / {kept} = {expected:.2f}x on the test model; "
               f"biases and dense layers not counted)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 5: the layer module (parameters, initialisation, the log-alpha clamp, kl)
+# --------------------------------------------------------------------------------------------------
+
+def _layer_log_alpha(layer) -> Tensor:
+    la = getattr(layer, "log_alpha", None)
+    if callable(la) and not torch.is_tensor(la):
+        la = la()
+    return la
+
+
+@_seeded
+def check_layer(cls) -> None:
+    """``cls(in_features, out_features, threshold=3.0, log_sigma2_init=-10.0)`` must be an
+    ``nn.Module`` with parameters ``weight`` (theta, shape (out, in), nn.Linear's initialisation),
+    ``log_sigma2`` (filled with ``log_sigma2_init``) and ``bias``; a ``log_alpha`` property clamped
+    to [-10, 10]; and ``kl()``, the sum of eq. 14 over its weights at the clamped log alpha."""
+    what = getattr(cls, "__name__", "the layer")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        _fail(what, "pass the class itself, a subclass of nn.Module")
+    n_in, n_out = 50, 20
+    layer = _call(what, cls, n_in, n_out)
+    params = dict(layer.named_parameters())
+    for name, shape in (("weight", (n_out, n_in)), ("log_sigma2", (n_out, n_in)), ("bias", (n_out,))):
+        if name not in params:
+            if torch.is_tensor(getattr(layer, name, None)):
+                _fail(what, f"`{name}` is a tensor but not an nn.Parameter: wrap it, "
+                            f"nn.Parameter(...), or the optimiser never trains it")
+            _fail(what, f"the layer needs a parameter named `{name}` (the names of "
+                        f"sparsevd_lab.LinearSVDO: weight = theta, log_sigma2, bias)")
+        if tuple(params[name].shape) != shape:
+            _fail(what, f"`{name}` has shape {tuple(params[name].shape)}; for in_features={n_in}, "
+                        f"out_features={n_out} it must be {shape} (as nn.Linear: (out, in))")
+    ls, w = params["log_sigma2"].detach(), params["weight"].detach()
+    if not bool((ls == -10.0).all()):
+        if bool((ls == 0).all()):
+            _fail(what, "log_sigma2 starts at 0, i.e. sigma^2 = 1: every weight starts as pure "
+                        "noise (log alpha ~ 8, pruned before training). Fill it with log_sigma2_init")
+        _fail(what, "log_sigma2 must start at log_sigma2_init (-10 by default) for every weight")
+    other = _call(what, cls, n_in, n_out, log_sigma2_init=-6.0)
+    if not bool((other.log_sigma2.detach() == -6.0).all()):
+        _fail(what, "the log_sigma2_init argument is ignored (log_sigma2 should start at -6 here)")
+    if getattr(other, "threshold", 3.0) != 3.0 or getattr(_call(what, cls, n_in, n_out, threshold=2.0),
+                                                          "threshold", None) != 2.0:
+        _fail(what, "store the threshold argument as self.threshold (eval mode compares with it)")
+    bound = 1 / math.sqrt(n_in)
+    if float(w.abs().max()) == 0.0:
+        _fail(what, "the weights start at 0: then log alpha = log sigma^2 - log(0 + eps) is huge "
+                    "and every weight is pruned from the start. Initialise theta like nn.Linear: "
+                    "nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))")
+    if float(w.abs().max()) > 1.01 * bound:
+        _fail(what, f"the weights start too large (largest |theta| {float(w.abs().max()):.2f}); "
+                    f"nn.Linear draws theta from U(-1/sqrt(in), 1/sqrt(in)) = +-{bound:.3f}: use "
+                    f"nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))")
+    if float(w.std()) < 0.3 * bound / math.sqrt(3):
+        _fail(what, f"the weights start too small (std {float(w.std()):.4f}; nn.Linear's is about "
+                    f"{bound / math.sqrt(3):.3f}); use nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))")
+    # the clamp: theta = 1, so the raw log alpha is log_sigma2 itself
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.log_sigma2.copy_(torch.linspace(-30, 30, n_in * n_out).view(n_out, n_in))
+    before = layer.log_sigma2.detach().clone()
+    try:
+        la = _layer_log_alpha(layer)
+    except NotImplementedError:
+        raise NotImplementedError(f"{what}.log_alpha is not written yet: replace `raise "
+                                  f"NotImplementedError` under `# YOUR CODE HERE`") from None
+    if not torch.is_tensor(la):
+        _fail(what, "the layer needs a `log_alpha` property (@property def log_alpha(self): ...) "
+                    "returning a tensor")
+    if not torch.equal(layer.log_sigma2.detach(), before):
+        _fail(what, "log_alpha changed log_sigma2 in place (clamp_); clamp a new tensor instead, "
+                    "the parameters stay as they are")
+    raw = before - torch.log(torch.tensor(1.0 + 1e-8))
+    low, high = LOG_ALPHA_CLAMP
+    expected = raw.clamp(low, high)
+    if not _close(la, expected, rtol=1e-4, atol=1e-3):
+        if _close(la, raw, rtol=1e-4, atol=1e-3):
+            _fail(what, f"log_alpha is not clamped: clamp it to [{low:g}, {high:g}] "
+                        f"(torch.clamp), as the authors' code does; beyond that range eq. 14 is flat "
+                        f"or a straight line and exp(-log alpha) can overflow")
+        if _close(la, raw.clamp(max=high), rtol=1e-4, atol=1e-3):
+            _fail(what, f"only the upper bound is applied: clamp to [{low:g}, {high:g}]")
+        if _close(la, raw.clamp(min=low), rtol=1e-4, atol=1e-3):
+            _fail(what, f"only the lower bound is applied: clamp to [{low:g}, {high:g}]")
+        _fail(what, f"log_alpha should be your log_alpha(self.weight, self.log_sigma2) clamped to "
+                    f"[{low:g}, {high:g}]; at log_sigma2 = -30, theta = 1 expected {low:g}, got "
+                    f"{float(la.detach().flatten()[0]):.3g}")
+    kl = _call(what, getattr(layer, "kl", None) or (lambda: None))
+    kl = _as_tensor(what, kl)
+    if kl.numel() != 1:
+        _fail(what, f"kl() must return one number (the sum over the layer's weights); got shape "
+                    f"{tuple(kl.shape)}")
+    want = kl_approx(expected).sum()
+    if not _close(kl, want, rtol=1e-3, atol=1e-2):
+        if _close(kl, kl_approx(raw).sum(), rtol=1e-3, atol=1e-2):
+            _fail(what, "kl() uses the unclamped log alpha; use self.log_alpha")
+        if _close(kl, -want, rtol=1e-3, atol=1e-2):
+            _fail(what, "kl() has the wrong sign: the KL is >= 0")
+        if _close(kl, kl_approx(expected).mean(), rtol=1e-3, atol=1e-3):
+            _fail(what, "kl() is the mean over the weights; the SGVLB needs the sum")
+        _fail(what, f"kl() should be kl_approx(self.log_alpha).sum() = {float(want):.2f}; got "
+                    f"{float(kl.detach()):.2f}")
+    if not kl.requires_grad:
+        _fail(what, "kl() carries no gradient: no .item(), .detach() or numpy inside")
+    _ok(what, f"parameters weight, log_sigma2, bias; nn.Linear's initialisation, log_sigma2 = "
+              f"log_sigma2_init; log alpha clamped to [{low:g}, {high:g}]; kl() sums eq. 14")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 8: one training step, checked on one batch before the long run
+# --------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def _model_kl(model: nn.Module) -> float:
+    total = 0.0
+    for m in model.modules():
+        if isinstance(getattr(m, "log_sigma2", None), torch.Tensor):
+            la = compute_log_alpha(m.weight, m.log_sigma2).clamp(*LOG_ALPHA_CLAMP)
+            total += float(kl_approx(la).sum())
+    return total
+
+
+@_seeded
+def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
+    """``fn(model, optimizer, x, y, train_size, kl_weight)`` must do one SGVLB step (forward pass,
+    the KL of the whole model, your sgvlb, zero_grad, backward, step) and return the loss. Runs a
+    fresh ``make_model()`` on one random batch: the loss must be cross-entropy + kl_weight * KL / N,
+    the three optimiser calls must come in a working order, and 25 steps on the same batch must
+    bring the cross-entropy down. Takes a few seconds."""
+    what = "train_step"
+    model = make_model()
+    model.train()
+    x = torch.randn(100, 1, 28, 28)
+    y = torch.randint(0, 10, (100,))
+    events: list[str] = []
+
+    class SpyAdam(torch.optim.Adam):
+        def zero_grad(self, set_to_none: bool = True) -> None:
+            events.append("zero_grad")
+            super().zero_grad(set_to_none)
+
+        def step(self, closure=None):
+            events.append("step")
+            return super().step(closure)
+
+    params = list(model.parameters())
+    if not params:
+        _fail(what, "make_model() built a model without parameters")
+    optimizer = SpyAdam(params, lr=1e-3)
+    params[0].register_hook(lambda g: events.append("backward"))
+    n = 50
+    kl = _model_kl(model)
+    if kl == 0.0:
+        _fail(what, "make_model() has no layer with log_sigma2: pass your Sparse VD model builder")
+    before = [p.detach().clone() for p in params]
+    loss = _call(what, fn, model, optimizer, x, y, n, 1.0)
+    try:
+        value = float(loss.detach() if torch.is_tensor(loss) else loss)
+    except (TypeError, ValueError):
+        _fail(what, f"return the loss (a number or a one-element tensor); got {type(loss).__name__}")
+    if "backward" not in events:
+        _fail(what, "loss.backward() is never called: no gradient reaches the parameters")
+    if "step" not in events:
+        _fail(what, "optimizer.step() is never called: the parameters never change")
+    if "zero_grad" not in events:
+        _fail(what, "optimizer.zero_grad() is never called: the gradients of every step add up")
+    b, s = events.index("backward"), events.index("step")
+    if s < b:
+        _fail(what, "optimizer.step() comes before loss.backward(): it uses no gradient or the "
+                    "previous step's")
+    z = [i for i, e in enumerate(events) if e == "zero_grad"]
+    if not (z[0] < b or z[-1] > s):
+        _fail(what, "optimizer.zero_grad() comes between backward() and step(): it wipes the "
+                    "gradients before they are used. Call it before backward()")
+    if all(torch.equal(p.detach(), q) for p, q in zip(params, before)):
+        _fail(what, "the parameters did not change: is the optimiser given this model's parameters?")
+    expected = kl / n
+    if not math.isfinite(value):
+        _fail(what, f"the loss is {value}")
+    if abs(value - expected) > 0.05 * expected + 10:
+        if value < 20:
+            _fail(what, f"the loss {value:.2f} has no KL term: the loss is your sgvlb(output, y, KL of "
+                        f"the whole model (the sum of every layer's kl()), train_size, kl_weight); "
+                        f"here the KL / N alone is {expected:.0f}")
+        if abs(value - kl) < 0.05 * kl:
+            _fail(what, "the KL is not divided by train_size: use your sgvlb with train_size")
+        if abs(value - expected * n / 100) < 0.05 * expected:
+            _fail(what, "the KL is divided by the batch size, not by train_size")
+        _fail(what, f"the loss {value:.1f} is not cross-entropy + kl_weight * KL / N (about "
+                    f"{expected:.1f} here, N = {n}): is the KL the sum over all layers?")
+    kl_half = _model_kl(model)
+    half = float(torch.as_tensor(_call(what, fn, model, optimizer, x, y, n, 0.5)).detach())
+    if abs(half - 0.5 * kl_half / n) > 0.05 * kl_half / n + 10:
+        _fail(what, "the kl_weight argument is not used (at kl_weight = 0.5 the KL term halves)")
+    # a fresh model and optimiser: the steps above (a huge KL term) left Adam's moments inflated
+    model = make_model()
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = float(torch.as_tensor(_call(what, fn, model, optimizer, x, y, 10**9, 0.0)).detach())
+    for _ in range(24):
+        last = float(torch.as_tensor(fn(model, optimizer, x, y, 10**9, 0.0)).detach())
+    if not last < first - 0.3:
+        _fail(what, f"25 steps on one batch took the loss from {first:.2f} to {last:.2f} only: does "
+                    f"the forward pass use the model in train mode, and the loss its output?")
+    _ok(what, f"zero_grad, backward, step in order; loss = cross-entropy + kl_weight * KL / N "
+              f"({value:.0f} at N = {n}); 25 steps on one batch: cross-entropy {first:.2f} -> {last:.2f}")
 
 
 # --------------------------------------------------------------------------------------------------

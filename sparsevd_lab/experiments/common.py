@@ -210,6 +210,15 @@ def upgrade_result(obj: Any) -> Any:
                     item["method"] = "pruning-matched"
     if isinstance(res.get("history"), dict) and "pruning-finetune" in res["history"]:
         res["history"]["pruning-matched"] = res["history"].pop("pruning-finetune")
+    # per-layer numbers keyed by nn.Sequential indices ("1", "3", ...) -> the layer names
+    cfg = obj.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("pruned_sparsity"), dict) \
+            and isinstance(cfg.get("layers"), list):
+        ps = cfg["pruned_sparsity"]
+        indexed = [k for k in ps if str(k).isdigit()]
+        if indexed and len(indexed) == len(cfg["layers"]):
+            named = dict(zip(cfg["layers"], (ps[k] for k in sorted(indexed, key=int))))
+            cfg["pruned_sparsity"] = {**named, **{k: v for k, v in ps.items() if k not in indexed}}
     return obj
 
 

@@ -8,7 +8,7 @@ from torch import nn
 from ..data import DataBundle, TensorLoader
 from ..layers import svdo_layers
 from ..models import from_dense, lenet5, lenet_300_100
-from ..reports import layer_sparsity, sparsity_string
+from ..reports import METHOD_NAMES, layer_sparsity, sparsity_string
 from ..train import RECIPES, evaluate, set_seed
 from .common import SnapshotRecorder
 
@@ -36,12 +36,7 @@ LAYER_NAMES = {"lenet300": ["fc1", "fc2", "fc3"], "lenet5": ["conv1", "conv2", "
 
 # Row names: each says what the row is, so that one-shot pruning to Sparse VD's sparsity is never
 # mistaken for Han et al.'s pruning at its own operating point (paper Table 1, "Pruning").
-METHOD_LABELS = {
-    "dense": "dense",
-    "sparse-vd": "Sparse VD",
-    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's per-layer sparsity + fine-tune",
-    "pruning-iterative": "magnitude pruning, iterative (Han et al. style), own operating point",
-}
+METHOD_LABELS = METHOD_NAMES  # one name per method (sparsevd_lab.reports)
 
 # Iterative pruning (Han et al. 2015 style): raise the global sparsity step by step, fine-tune after
 # each step, stop at the last step whose validation error stays within the budget of the dense net.
@@ -180,7 +175,10 @@ def run_lenet(ctx: Context) -> dict:
     history["pruning-matched"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
                                             "seconds"])
     pruning.make_permanent(pruned)
-    ctx.config["pruned_sparsity"] = pruning.pruned_sparsity(pruned)
+    by_index = pruning.pruned_sparsity(pruned)  # keyed by module name ("1", "3", ...) and "total"
+    ctx.config["pruned_sparsity"] = {
+        **dict(zip(LAYER_NAMES[name], (v for k, v in by_index.items() if k != "total"))),
+        "total": by_index["total"]}
     ctx.config.update({"pruning_amounts": [float(a) for a in amounts],
                        "pruning_finetune_epochs": ft_epochs, "pruning_finetune_lr": recipe["lr"],
                        "pruning_finetune_lr_schedule": "flat for half the epochs, then linear to 0"})
