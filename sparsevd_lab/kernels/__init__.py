@@ -16,7 +16,8 @@ beside this one (shipped with the package):
 
 They are compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and
 ``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). Where they cannot be
-built, the package runs the reference, which gives the same values.
+built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
+the same values.
 
 Where they are used: ``layers._fast_path`` is the one place the layers choose them
 (``applies`` below: CPU tensors of float32 or float64); tests/test_kernels.py checks them against
