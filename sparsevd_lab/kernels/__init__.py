@@ -16,7 +16,8 @@ beside this one (shipped with the package):
 
 They are compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and
 ``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). Where they cannot be
-built, the package runs the reference, which gives the same values.
+built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
+the same values.
 
 Where they are used: ``layers._fast_path`` is the one place the layers choose them
 (``applies`` below: CPU tensors of float32 or float64); tests/test_kernels.py checks them against
@@ -41,8 +42,8 @@ from torch import Tensor
 
 from ..settings import kernels_mode
 
-__all__ = ["kernels_enabled", "applies", "disabled", "lrt", "kl_sum", "fused_kl", "fused_kl_enabled",
-           "lrt_enabled", "csr_linear", "sparse_mlp", "SOURCES"]
+__all__ = ["kernels_enabled", "applies", "disabled", "lrt", "kl_sum", "fused_kl", "csr_linear", "sparse_mlp",
+           "SOURCES"]
 
 ENV = "SPARSEVD_KERNELS"
 SOURCES = tuple(Path(__file__).with_name(f) for f in ("train_step.cpp", "sparse_inference.cpp",
@@ -111,15 +112,6 @@ def applies(*tensors: Tensor) -> bool:
     if dtype not in _DTYPES or not all(t.device.type == "cpu" and t.dtype == dtype for t in tensors):
         return False
     return kernels_enabled()
-
-
-# Kept for code that asked the old questions: both mean ``applies``.
-def fused_kl_enabled(tensors: list[Tensor]) -> bool:
-    return applies(*tensors)
-
-
-def lrt_enabled(x: Tensor, weight: Tensor) -> bool:
-    return applies(x, weight)
 
 
 def lrt(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | None, conv_args=None) -> Tensor:
