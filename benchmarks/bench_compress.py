@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import torch
 
 import sparsevd_lab as sv
 from sparsevd_lab.compress import CompressedSequential
+from sparsevd_lab.files import atomic_path
 from sparsevd_lab.train import RECIPES
 
 MODELS = {"lenet300": sv.lenet_300_100, "lenet5": sv.lenet5}
@@ -54,15 +53,8 @@ def train_or_load(name: str, data, epochs: int, cache: Path | None, fast: bool =
         print(f"# {name}: trained {epochs} epochs in {time.perf_counter() - start:.0f} s",
               file=sys.stderr)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return model
 
 

@@ -16,12 +16,17 @@
 # **Learning goals.** After this notebook you can
 # 1. explain the random-labels test of Zhang et al. (2017) and why ordinary regularisers such as
 #    binary dropout do not stop a network from memorising noise;
-# 2. read from the training curves that Sparse VD, trained on the same noise, removes (almost) every
-#    weight and predicts a constant instead;
+# 2. read from the training curves that Sparse VD, trained on the same noise, removes every weight and
+#    predicts a constant instead, and say which constant;
 # 3. say what this tells us about Sparse VD as a regulariser.
 #
 # **Time on CPU:** under a minute in default and fast mode (the curves come from the shipped results;
-# `SPARSEVD_RETRAIN=1` reruns a small version live).
+# `SPARSEVD_RETRAIN=1` reruns a small version live), plus about 25 minutes for the two exercises.
+#
+# **Exercises.** Two, marked **Exercise** (10 minutes each): write a function, then run the cell after it,
+# which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is wrong).
+# Questions marked **Predict** are for you to answer before you run the next cell: here, predict first,
+# then run. Terms (*sparsity*, *KL weight*, ...) are defined in the [glossary](../docs/glossary.md).
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017, sec. 5.3; Zhang, Bengio, Hardt, Recht, Vinyals,
@@ -46,10 +51,12 @@ except ImportError as err:
 nb.require(MIN_VERSION, dataset=nb.DATASET)
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
 
 import sparsevd_lab as svd
-from sparsevd_lab import plots
+from sparsevd_lab import checks, plots
 
 plots.use_style()
 
@@ -70,21 +77,53 @@ LABEL_SEED = 0  # the seed of the random training labels
 # and under the log-uniform prior a weight whose removal does not hurt the *expected* likelihood is
 # cheaper dropped. With random labels no weight helps on average, so the KL wins everywhere.
 #
-# About a tenth of the random labels coincide with the true ones, by chance:
+# What does "chance" mean here? A prediction made without looking at the true label is right with
+# probability $\sum_k P(\text{prediction} = k)\,P(\text{label} = k)$: $1/K$ when every class is equally
+# frequent, but not in general (a network that always answers "3" scores the share of 3s).
+#
+# **Exercise 1 (code, 10 min).** Write `chance_accuracy(pred_counts, label_counts)`: the expected accuracy of
+# predictions that are independent of the true labels, given how often each class is predicted
+# (`pred_counts[k]`) and how often it is the true label (`label_counts[k]`).
+
+# %%
+def chance_accuracy(pred_counts, label_counts):
+    """Expected accuracy of predictions independent of the labels, from per-class counts."""
+    ### BEGIN SOLUTION
+    p = np.asarray(pred_counts, dtype=float)
+    q = np.asarray(label_counts, dtype=float)
+    return float((p / p.sum()) @ (q / q.sum()))  # P(pred = k) P(label = k), summed over k
+    ### END SOLUTION
+
+
+# %%
+checks.check_chance_level(chance_accuracy)
+
+# %% [markdown]
+# The random training labels are such predictions of the true ones. About a tenth of them coincide with
+# the true label, by chance:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 data = svd.load_dataset(DATASET, verbose=False)
 noisy = svd.random_labels(data, seed=LABEL_SEED)
+K = int(data.y_train.max()) + 1
+expected = chance_accuracy(torch.bincount(noisy.y_train, minlength=K),
+                           torch.bincount(data.y_train, minlength=K))
 print(f"{noisy.train_size} training labels replaced; "
-      f"{float((noisy.y_train == data.y_train).float().mean()):.2f} of them equal the true label")
+      f"{float((noisy.y_train == data.y_train).float().mean()):.2f} of them equal the true label "
+      f"(chance: {expected:.2f})")
 
 # %% [markdown]
 # ## 2. Training curves
 #
-# The shipped run trains two LeNet-300-100 networks on these labels with the same optimiser
+# The shipped run trains two LeNet-300-100 networks on these labels for 200 epochs with the same optimiser
 # (Adam $10^{-3}$, no learning-rate decay, so that memorisation can happen): a dense one with binary
-# dropout $p = 0.5$ after each hidden layer, and a Sparse VD one with the authors' KL warm-up.
+# dropout $p = 0.5$ after each hidden layer, and a Sparse VD one with the authors' KL warm-up (KL weight
+# 0 for 5 epochs, then up to 1 by epoch 20).
+#
+# **Predict** (before you run the next cell). After 200 epochs, what are (a) the dense + dropout net's
+# training accuracy, (b) its test accuracy, (c) the Sparse VD net's training accuracy, and (d) the share
+# of its weights that Sparse VD drops?
 
 # %%
 result = nb.shipped_result("random-labels", dataset=DATASET,
@@ -100,8 +139,10 @@ plt.show()
 # %% [markdown]
 # *Left:* the dense network's training accuracy (solid) climbs towards 100 % while its test accuracy
 # (dashed) stays at chance (dotted line): pure memorisation. The Sparse VD network's training accuracy
-# stays at chance. *Right:* the share of weights Sparse VD drops climbs to (almost) 100 % once the KL
-# weight is on; the dense network has no $\log\alpha$ and drops nothing (drawn at 0).
+# rises a little in the first epochs, while its KL weight is 0 and it is as free to memorise as the dense
+# net, then falls back to chance as soon as the KL weight is on, and stays there. *Right:* the share of
+# weights Sparse VD drops climbs to 100 % within a few epochs of the warm-up; the dense network has no
+# $\log\alpha$ and drops nothing (drawn at 0).
 
 # %%
 s = result["results"]["summary"]
@@ -114,9 +155,57 @@ print(f"{result['provenance']['epochs_note']}; chance = {s['chance']:.2f}")
 summary.round(3)
 
 # %% [markdown]
-# The last two columns show what Sparse VD predicts: with (almost) every weight gone, the output no
-# longer depends on the input, so every test image gets the same class (one distinct prediction, or very
-# few). A constant is the honest answer to noise: it is what the data supports.
+# The last two columns show what Sparse VD predicts: with every weight gone, the output no longer depends
+# on the input, so every test image gets the same class (one distinct prediction). A network without
+# weights is not without parameters: its biases remain, and they set that constant output.
+#
+# **Predict.** Which constant output minimises the training cross-entropy on random labels? What
+# training accuracy and training loss (in nats) does it reach?
+#
+# **Exercise 2 (code, 10 min).** Write `constant_prediction(y_train, n_classes)`: for the best constant
+# predictor on the labels `y_train` (the probability vector $p$, the same for every input, that
+# minimises the mean cross-entropy $-\frac1N\sum_n \log p_{y_n}$), return the class it predicts, its
+# training accuracy (a fraction) and its mean cross-entropy (nats).
+
+# %%
+def constant_prediction(y_train, n_classes):
+    """(class, train accuracy, mean cross-entropy in nats) of the best constant predictor of y_train."""
+    ### BEGIN SOLUTION
+    share = np.bincount(np.asarray(y_train), minlength=n_classes) / len(y_train)
+    # the minimiser of -sum_k share_k log p_k over probability vectors p is p = share (Gibbs'
+    # inequality); its loss is the entropy of the shares
+    nonzero = share[share > 0]
+    return int(share.argmax()), float(share.max()), float(-(nonzero * np.log(nonzero)).sum())
+    ### END SOLUTION
+
+
+# %%
+checks.check_random_labels_prediction(constant_prediction)
+
+# %% [markdown]
+# Now on the very labels of the shipped run, against what its Sparse VD network did in its last epoch
+# (training accuracy and the mean cross-entropy of the data term, both measured in train mode):
+
+# %%
+if result["live"]:
+    print("NOTE: a small live stand-in (a subset, few epochs), not the shipped run; its labels are "
+          "not exactly these, so the two lines below need not agree")
+cls, acc, loss = constant_prediction(noisy.y_train.numpy(), K)
+sv_hist = hist["sparse-vd"]
+on_test = chance_accuracy(np.eye(K)[cls], torch.bincount(data.y_test, minlength=K))
+print(f"best constant: class {cls}, train accuracy {acc:.3f}, train loss {loss:.4f} nats "
+      f"(log {K} = {np.log(K):.4f})")
+print(f"Sparse VD, epoch {int(sv_hist['epoch'].iloc[-1])}: train accuracy "
+      f"{sv_hist['train_acc'].iloc[-1]:.3f}, data loss {sv_hist['data_loss'].iloc[-1]:.4f} nats; "
+      f"test accuracy {sv_hist['test_acc'].iloc[-1]:.3f} (a constant {cls} scores {on_test:.3f})")
+
+# %% [markdown]
+# Sparse VD found exactly the best constant: its training accuracy is the share of the most frequent
+# random label (not 1/10), and its data loss is the entropy of the random labels, a little below
+# $\log 10$. On the test set a constant scores the share of its class, and the test set here is balanced,
+# so that is exactly chance. The dense net's test accuracy is within one binomial standard error
+# ($\sqrt{0.1 \cdot 0.9 / 1000} \approx 0.01$) of chance as well: neither network learned anything that
+# transfers, but only one of them admits it.
 #
 # The claims of the paper, checked on the shipped run:
 
@@ -125,9 +214,11 @@ pd.Series(s["claims"], name="holds").to_frame()
 
 # %% [markdown]
 # ## What to remember
-# - A network with binary dropout memorises random labels: train accuracy to 100 %, test at chance.
-# - Sparse VD on the same labels removes (almost) all weights and predicts a constant: its KL term
-#   charges for every weight that does not help the expected likelihood.
+# - A network with binary dropout memorises random labels: train accuracy to 98 %, test at chance.
+# - Sparse VD on the same labels removes all weights and predicts a constant: its KL term charges for
+#   every weight that does not help the expected likelihood. The constant is the best one: the label
+#   frequencies, with the entropy of the labels as its loss.
+# - "Chance" is $\sum_k P(\text{prediction} = k)\,P(\text{label} = k)$; it is $1/K$ only for balanced classes.
 # - This is evidence that Sparse VD's sparsity follows the information in the data, not just the size
 #   of the network.
 #

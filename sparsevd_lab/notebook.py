@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .files import atomic_path
+from .settings import parse_flag, settings
+
 __all__ = [
     "FAST",
     "RETRAIN",
@@ -46,32 +49,23 @@ __all__ = [
 ]
 
 PIP_SPEC = "sparsevd-lab @ git+https://github.com/sparsevd-lab/sparsevd-lab"
-# Data sets that need no network (shipped with a dependency or bundled with scikit-learn).
-OFFLINE_DATASETS = ("offline-digits", "sklearn-digits", "diabetes")
 _START = time.perf_counter()
 
 
 def env_flag(name: str, default: bool = False) -> bool:
-    """True for "1", "true", "yes", "on" (any case); False for "", "0", "false", "no", "off"."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r} is not a yes/no value; use {name}=1 or {name}=0")
+    """True for "1", "true", "yes", "on" (any case); False for "", "0", "false", "no", "off"
+    (``sparsevd_lab.settings.parse_flag``, the one parser of every SPARSEVD_* flag)."""
+    return parse_flag(name, os.environ.get(name), default)
 
 
-FAST = env_flag("SPARSEVD_FAST")
-RETRAIN = env_flag("SPARSEVD_RETRAIN")
-DATASET = os.environ.get("SPARSEVD_DATASET", "offline-digits")
+FAST = settings().fast
+RETRAIN = settings().retrain
+DATASET = settings().dataset
 
 
 def mode() -> str:
     """"fast" when SPARSEVD_FAST is set, else "default" (read from the environment at call time)."""
-    return "fast" if env_flag("SPARSEVD_FAST") else "default"
+    return "fast" if settings().fast else "default"
 
 
 def parse_version(version: str) -> tuple[int, ...]:
@@ -116,7 +110,7 @@ def require(min_version: str, dataset: str | None = None, verbose: bool = True) 
     if verbose:
         import torch
 
-        print(f"sparsevd_lab {installed} | mode: {mode()} | retrain: {env_flag('SPARSEVD_RETRAIN')} "
+        print(f"sparsevd_lab {installed} | mode: {mode()} | retrain: {settings().retrain} "
               f"| torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
               f"{', CUDA' if torch.cuda.is_available() else ''}")
     return installed
@@ -133,39 +127,31 @@ def _online(url: str, timeout: float = 3.0) -> bool:
 
 
 def check_data(dataset: str, root=None, online=_online) -> str:
-    """Return "offline", "cached" or "online" for ``dataset``; raise ``RuntimeError`` with what to do
-    when it needs a download that cannot happen (no cached copy and no network)."""
+    """Return "offline", "cached" or "online" for ``dataset`` (``sparsevd_lab.data.DATASETS``); raise
+    ``RuntimeError`` with what to do when it needs a download that cannot happen (no cached copy and
+    no network, or SPARSEVD_OFFLINE on)."""
     from . import data
 
-    if dataset in OFFLINE_DATASETS:
-        return "offline"
     if dataset not in data.DATASETS:
         raise RuntimeError(f"unknown data set {dataset!r}; choose one of {', '.join(data.DATASETS)}")
-    if dataset == "fashion-mnist" and all(
-            (Path(data.FASHION_DEBIAN_DIR) / f).exists() for f in data.FASHION_RAW_MD5):
-        return "offline"
-    folder = data.cache_dir(root)
-    if dataset == "cifar10":
-        files, urls = [folder / data.CIFAR10_FILE], list(data.CIFAR10_URLS)
-    else:
-        sub, md5s, mirrors = (("mnist", data.MNIST_MD5, data.MNIST_MIRRORS) if dataset == "mnist"
-                              else ("fashion-mnist", data.FASHION_MD5, data.FASHION_MIRRORS))
-        files, urls = [folder / sub / f for f in md5s], list(mirrors)
-    if all(f.exists() for f in files):
-        return "cached"
-    if any(online(u) for u in urls):
+    info = data.DATASETS[dataset]
+    have = info.available(root)
+    if have is not None:
+        return have
+    if not settings().offline and any(online(u) for u in info.download[2]):
         return "online"
     raise RuntimeError(
-        f"the data set {dataset!r} must be downloaded, but this machine is offline and it is not in "
-        f"the cache {folder}. Connect to the internet, copy the files into that folder, or run with "
-        f"SPARSEVD_DATASET=offline-digits (5,000 real MNIST digits, no network needed)."
+        f"the data set {dataset!r} must be downloaded, but this machine is offline (or SPARSEVD_OFFLINE "
+        f"is on) and it is not in the cache {data.cache_dir(root)}. Connect to the internet, copy the "
+        f"files into that folder, or run with SPARSEVD_DATASET=offline-digits (5,000 real MNIST digits, "
+        f"no network needed)."
     )
 
 
 def figure_dir() -> Path:
     """The folder for saved figures: $SPARSEVD_FIGURES, else ``figures`` in the working directory
     (the notebooks folder when a notebook runs)."""
-    return Path(os.environ.get("SPARSEVD_FIGURES", "figures"))
+    return settings().figures
 
 
 def figure_path(name: str) -> Path:
@@ -184,7 +170,7 @@ def figure_formats() -> tuple[str, ...]:
     """The extra formats of $SPARSEVD_FIGURE_FORMATS (comma-separated, any case, e.g. "svg,pdf"),
     in the order given, without repeats; () when unset or empty. The one place the switch is read.
     Raises ``ValueError`` naming the allowed formats for anything else."""
-    raw = os.environ.get("SPARSEVD_FIGURE_FORMATS", "")
+    raw = settings().figure_formats
     formats: list[str] = []
     for piece in raw.split(","):
         fmt = piece.strip().lower().lstrip(".")
@@ -201,15 +187,8 @@ def figure_formats() -> tuple[str, ...]:
 
 def _write_figure(fig, path: Path, dpi: int) -> None:
     fmt = path.suffix.lstrip(".") or "png"
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def savefig(fig, name: str, force: bool = False, dpi: int = 110) -> Path | None:
@@ -246,7 +225,7 @@ def shipped_result(name: str, dataset: str | None = None, live_epochs: int | Non
     temporary folder. ``result["live"]`` tells which happened."""
     from . import experiments as ex
 
-    retrain = env_flag("SPARSEVD_RETRAIN") if retrain is None else retrain
+    retrain = settings().retrain if retrain is None else retrain
     if not retrain:
         try:
             res = ex.load_result(name, dataset=dataset)
@@ -326,15 +305,8 @@ def execute(source: str | os.PathLike, fast: bool = False, timeout: int = 600,
     clean_metadata(nbk)
     out = py.with_suffix(".ipynb")
     if write:
-        fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
-        os.close(fd)
-        try:
-            nbformat.write(nbk, tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(out) as tmp:
+            nbformat.write(nbk, str(tmp))
     return {"notebook": out.name, "mode": "fast" if fast else "default", "seconds": round(seconds, 1)}
 
 

@@ -1,6 +1,7 @@
 """Figures for the notebooks. Every function returns a matplotlib ``Figure`` (and never calls
 ``plt.show()``: the caller decides), labels its axes with units, and draws with seaborn's colour-blind
-safe palette. Weights are drawn with a diverging colour map centred at 0 and dropped weights white.
+safe palette. Weights are drawn with a diverging colour map centred at 0 (red positive, blue negative,
+white near 0) and dropped weights in a neutral grey (``DROPPED_COLOUR``) that no kept weight can have.
 
 By default the figures are made through pyplot, so the inline backend shows them after a cell (or on
 ``plt.show()``). Inside ``with detached_figures():`` they are plain ``Figure`` objects on their own Agg
@@ -30,28 +31,60 @@ from . import theory
 __all__ = [
     "PALETTE",
     "WEIGHT_CMAP",
+    "DROPPED_COLOUR",
+    "layer_names",
     "use_style",
     "detached_figures",
+    "empty_panels",
     "new_figure",
     "plot_priors",
     "plot_posterior",
     "plot_kl",
     "plot_lrt_moments",
     "plot_gradient_variance",
+    "plot_additive_reparam",
     "plot_history",
+    "plot_pruning_curve",
     "weight_image",
     "plot_weight_grid",
     "plot_filters",
     "plot_log_alpha_hist",
     "plot_pixel_map",
+    "plot_layer_matrix",
     "plot_accuracy_compression",
+    "pareto_front",
+    "plot_threshold_choice",
     "plot_regression_sweep",
     "animate_snapshots",
 ]
 
 PALETTE = sns.color_palette("colorblind")
-# RdBu is a ColorBrewer scheme marked colour-blind safe; NaN (a dropped weight) is drawn white.
-WEIGHT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+# A neutral mid grey for dropped weights: the diverging map runs blue - white - red, so no kept weight
+# (however small) is ever drawn grey, and "19/25 kept" can be counted off a filter.
+DROPPED_COLOUR = "0.55"
+# RdBu is a ColorBrewer scheme marked colour-blind safe; a masked (dropped) weight is drawn grey.
+WEIGHT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad=DROPPED_COLOUR)
+
+
+def layer_names(model) -> dict:
+    """{name: layer} for the weight layers of ``model`` in order, named as in the paper: conv1,
+    conv2, ... for convolutions, fc1, fc2, ... for dense layers (never nn.Sequential indices such as
+    "1" or "3"). Sparse VD layers and plain ``nn.Linear`` / ``nn.Conv2d`` both count."""
+    from torch import nn
+
+    from .layers import Conv2dSVDO, LinearSVDO
+
+    names, counts = {}, {"conv": 0, "fc": 0}
+    for _, m in model.named_modules():
+        if isinstance(m, (nn.Conv2d, Conv2dSVDO)):
+            kind = "conv"
+        elif isinstance(m, (nn.Linear, LinearSVDO)):
+            kind = "fc"
+        else:
+            continue
+        counts[kind] += 1
+        names[f"{kind}{counts[kind]}"] = m
+    return names
 
 
 def use_style() -> None:
@@ -104,6 +137,37 @@ def _subplots(nrows: int, ncols: int, figsize, **fig_kw):
 def _fig_axes(ncols: int = 1, nrows: int = 1, size=(4.8, 3.4), **kw):
     fig, axes = _subplots(nrows, ncols, (size[0] * ncols, size[1] * nrows), **kw)
     return fig, axes.ravel()
+
+
+def empty_panels(fig) -> list[str]:
+    """The data panels of ``fig`` that show nothing, each described in words ([] when every panel shows
+    data). An image panel is empty when every pixel is masked or NaN; any other visible panel is empty
+    when no line drawn in data coordinates has a finite point and it has no bars, histogram or filled
+    area. Colour bars and switched-off cells of a grid are not data panels."""
+    empty = []
+    for k, ax in enumerate(fig.axes):
+        if ax.get_label() == "<colorbar>" or not ax.axison:
+            continue
+        title = ax.get_title() or (fig._suptitle.get_text() if fig._suptitle else "")
+        name = f"panel {k} ({title!r})"
+        if ax.images:
+            for im in ax.images:
+                arr = np.ma.masked_invalid(np.ma.asarray(im.get_array(), dtype=float))
+                if arr.size == 0 or arr.count() == 0:
+                    empty.append(f"{name}: image with every pixel masked")
+            continue
+        points = 0
+        for line in ax.lines:
+            if line.get_transform() != ax.transData:  # axvline / axhline: a guide, not data
+                continue
+            x = np.asarray(line.get_xdata(), dtype=float)
+            y = np.asarray(line.get_ydata(), dtype=float)
+            points += int(np.sum(np.isfinite(x) & np.isfinite(y)))
+        shapes = sum(1 for p in ax.patches if p.get_visible()) + sum(
+            1 for c in ax.collections if len(c.get_paths()) or len(c.get_offsets()))
+        if points == 0 and shapes == 0:
+            empty.append(f"{name}: no line with a finite point, no bar or area")
+    return empty
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,12 +289,50 @@ def plot_gradient_variance(table: pd.DataFrame):
     return fig
 
 
+def plot_additive_reparam(single: pd.DataFrame, layer: pd.DataFrame | None = None,
+                          threshold: float = 3.0):
+    """The additive reparameterisation (eq. 15), from ``theory.theta_grad_variance`` (``single``)
+    and optionally ``theory.theta_grad_variance_layer`` (``layer``). Left: the variance of
+    dL/dtheta of one weight (L = w^2 / 2, theta = 1) against log alpha under (theta, sigma) and
+    (theta, alpha), Monte Carlo markers on the exact curves. Right: the ratio of the two, with
+    4 + 2 alpha, and the ratio measured in a softmax layer."""
+    fig, (ax, ax2) = _fig_axes(2, size=(5.0, 3.6))
+    la = single["log_alpha"].to_numpy()
+    for i, name in enumerate(("(theta, sigma)", "(theta, alpha)")):
+        ax.plot(la, single[f"var {name}, exact"], "-", color=PALETTE[i], lw=1.5,
+                label=f"{name}, exact")
+        ax.plot(la, single[f"var {name}"], "o", color=PALETTE[i], ms=5, mfc="none",
+                label=f"{name}, Monte Carlo")
+    ax.set_yscale("log")
+    ax.set(xlabel="log alpha (dimensionless)", ylabel="Var dL/dtheta (theta = 1; unitless)",
+           title="One weight, L(w) = w^2 / 2")
+    ax.legend(fontsize="x-small")
+    ax2.plot(la, single["ratio, exact 4 + 2 alpha"], "-", color="0.3", lw=1.5,
+             label="one weight, exact: 4 + 2 alpha")
+    ax2.plot(la, single["ratio"], "o", color="0.3", ms=5, mfc="none", label="one weight, Monte Carlo")
+    if layer is not None and len(layer):
+        ax2.plot(layer["log_alpha"], layer["ratio"], "s-", color=PALETTE[2], ms=5, lw=1,
+                 label="softmax layer on digits (LRT)")
+    ax2.axhline(1.0, color="0.6", lw=1)
+    ax2.set_yscale("log")
+    ax2.set(xlabel="log alpha (dimensionless)",
+            ylabel="Var under (theta, alpha) / under (theta, sigma)",
+            title="How much noisier (theta, alpha) is")
+    ax2.legend(fontsize="x-small")
+    for a in (ax, ax2):
+        a.axvline(threshold, color="0.5", ls=":", lw=1)
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Sequence[str] = (
         "train_acc", "test_acc"), sparsity: bool = True, title: str = ""):
     """Per-epoch curves from ``fit`` histories: accuracy (%) on the left, sparsity (%) on the right.
     ``history`` is one DataFrame or {model name: DataFrame}."""
     runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
     fig, axes = _fig_axes(2 if sparsity else 1)
+    # a marker per epoch reads well for a short run and overplots a long one (200 epochs)
+    marker = "." if max((len(h) for h in runs.values()), default=0) <= 30 else None
     styles = {"train": "-", "test": "--"}
     for i, (name, h) in enumerate(runs.items()):
         for m in metrics:
@@ -240,9 +342,9 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
             scale = 100.0 if m.endswith("acc") else 1.0
             ax_label = f"{name} {m.replace('_', ' ')}".strip()
             axes[0].plot(h["epoch"], y * scale, styles.get(m.split("_")[0], "-"),
-                         color=PALETTE[i % len(PALETTE)], marker=".", label=ax_label)
+                         color=PALETTE[i % len(PALETTE)], marker=marker, label=ax_label)
         if sparsity and "sparsity_%" in h and h["sparsity_%"].notna().any():
-            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=".",
+            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=marker,
                          label=name or "Sparse VD")
     acc = any(m.endswith("acc") for m in metrics)
     axes[0].set(xlabel="epoch", ylabel="accuracy (%)" if acc else "MSE (target variance units)",
@@ -257,6 +359,47 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
     return fig
 
 
+def plot_pruning_curve(curve: pd.DataFrame, rows: pd.DataFrame | None = None):
+    """Iterative magnitude pruning as a curve: test error (%) against compression (x, log scale) at
+    each step of the schedule (``result["results"]["pruning_curve"]``), the steps within the
+    validation budget filled and the chosen one (pruning's own operating point) ringed. ``rows``
+    (``method``, ``error_%``, ``compression``; e.g. dense, Sparse VD, pruning matched to Sparse VD's
+    sparsity) adds one labelled marker each; a dense row is drawn as a horizontal line."""
+    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    curve = curve.sort_values("compression")
+    ax.plot(curve["compression"], curve["test_error_%"], "-", color=PALETTE[0], lw=1.2)
+    inside = curve[curve["within_budget"].astype(bool)]
+    outside = curve[~curve["within_budget"].astype(bool)]
+    ax.plot(inside["compression"], inside["test_error_%"], "o", color=PALETTE[0], ms=6,
+            label="iterative pruning, within the validation budget")
+    ax.plot(outside["compression"], outside["test_error_%"], "o", color=PALETTE[0], ms=6, mfc="white",
+            label="iterative pruning, over the budget")
+    chosen = curve[curve["chosen"].astype(bool)]
+    if len(chosen):
+        ax.plot(chosen["compression"], chosen["test_error_%"], "o", ms=15, mfc="none", mec="black",
+                mew=1.5, label="pruning's own operating point (chosen on validation)")
+    markers = iter("*D^sv")
+    for j, (_, r) in enumerate((rows if rows is not None else pd.DataFrame()).iterrows()):
+        if float(r["compression"]) == 1.0:
+            ax.axhline(float(r["error_%"]), color="0.4", ls="--", lw=1, label=str(r["method"]))
+            continue
+        ax.plot(float(r["compression"]), float(r["error_%"]), next(markers, "o"), ls="none",
+                color=PALETTE[(j + 1) % len(PALETTE)], mec="0.15", ms=11, label=str(r["method"]))
+    ax.set_xscale("log")
+    ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
+           title="Magnitude pruning over sparsity")
+    # the same axis read as sparsity: compression c = 1 / (1 - s)
+    top = ax.secondary_xaxis("top")
+    lo, hi = ax.get_xlim()
+    ticks = [s for s in (50.0, 80.0, 90.0, 95.0, 98.0, 99.0) if lo <= 1 / (1 - s / 100) <= hi]
+    top.set_xticks([1 / (1 - s / 100) for s in ticks], labels=[f"{s:g}" for s in ticks])
+    top.minorticks_off()
+    top.set_xlabel("sparsity (% of weights dropped)")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------
 # notebook 04: weights
 # --------------------------------------------------------------------------------------------------
@@ -264,7 +407,7 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
 def weight_image(weight: np.ndarray, log_alpha: np.ndarray | None = None,
                  threshold: float = 3.0) -> np.ma.MaskedArray:
     """The weights as a masked array in which dropped weights (log alpha >= threshold) are masked:
-    ``WEIGHT_CMAP`` draws them white."""
+    ``WEIGHT_CMAP`` draws them grey (``DROPPED_COLOUR``)."""
     weight = np.asarray(weight, dtype=float)
     dropped = np.zeros(weight.shape, bool) if log_alpha is None else np.asarray(log_alpha) >= threshold
     return np.ma.masked_array(weight, mask=dropped)
@@ -278,7 +421,7 @@ def _symmetric_norm(arrays) -> TwoSlopeNorm:
 def plot_weight_grid(images: Sequence[np.ndarray], ncols: int = 10, titles: Sequence[str] | None = None,
                      suptitle: str = "", vmax: float | None = None, cell: float = 0.9):
     """A grid of weight images (2-d arrays or masked arrays) on one shared diverging scale centred
-    at 0, dropped weights white, with one colour bar."""
+    at 0, dropped weights grey, with one colour bar."""
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
@@ -300,7 +443,7 @@ def plot_weight_grid(images: Sequence[np.ndarray], ncols: int = 10, titles: Sequ
             ax.set_title(titles[k], fontsize="x-small")
     if im is not None:
         cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
-        cb.set_label("weight theta (white: dropped)")
+        cb.set_label("weight theta (grey: dropped)")
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -308,7 +451,7 @@ def plot_weight_grid(images: Sequence[np.ndarray], ncols: int = 10, titles: Sequ
 
 def plot_filters(weight: np.ndarray, log_alpha: np.ndarray | None = None, threshold: float = 3.0,
                  ncols: int = 10, suptitle: str = "", vmax: float | None = None):
-    """First-layer conv filters (out, 1, k, k) as a grid; dropped weights white; title: kept/total."""
+    """First-layer conv filters (out, 1, k, k) as a grid; dropped weights grey; title: kept/total."""
     weight = np.asarray(weight)
     la = None if log_alpha is None else np.asarray(log_alpha)
     imgs, titles = [], []
@@ -319,20 +462,26 @@ def plot_filters(weight: np.ndarray, log_alpha: np.ndarray | None = None, thresh
     return plot_weight_grid(imgs, ncols=ncols, titles=titles, suptitle=suptitle, vmax=vmax)
 
 
-def plot_log_alpha_hist(log_alpha: Mapping[str, np.ndarray], threshold: float = 3.0,
-                        bins: int = 60, range_: tuple[float, float] = (-10, 15)):
-    """Histogram of log alpha per layer (values clipped to ``range_`` for display); the threshold as
-    a vertical line; the dropped share in each legend entry."""
-    fig, (ax,) = _fig_axes(1, size=(6.4, 3.4))
+def _draw_log_alpha_hist(ax, log_alpha: Mapping[str, np.ndarray], threshold: float, bins: int,
+                         range_: tuple[float, float]) -> None:
     for i, (name, la) in enumerate(log_alpha.items()):
         la = np.asarray(la, dtype=float).ravel()
         dropped = 100.0 * float(np.mean(la >= threshold)) if la.size else 0.0
         ax.hist(np.clip(la, *range_), bins=bins, range=range_, histtype="step", lw=1.6,
                 density=True, color=PALETTE[i % len(PALETTE)], label=f"{name}: {dropped:.1f}% dropped")
     ax.axvline(threshold, color="0.2", ls="--", label=f"threshold {threshold:g}")
-    ax.set(xlabel="log alpha (nats; clipped to the plot range)", ylabel="density (1 / nat)",
-           title="Distribution of log alpha per layer")
+    ax.set(xlabel="log alpha (dimensionless; clipped to the plot range)",
+           ylabel="density (per unit of log alpha)", title="Distribution of log alpha per layer")
     ax.legend(fontsize="small")
+
+
+def plot_log_alpha_hist(log_alpha: Mapping[str, np.ndarray], threshold: float = 3.0,
+                        bins: int = 60, range_: tuple[float, float] = (-10, 15)):
+    """Histogram of log alpha per layer (values clipped to ``range_`` for display); the threshold as
+    a vertical line; the dropped share in each legend entry. Name the layers as in the paper
+    (``layer_names``): the keys are the legend."""
+    fig, (ax,) = _fig_axes(1, size=(6.4, 3.4))
+    _draw_log_alpha_hist(ax, log_alpha, threshold, bins, range_)
     fig.tight_layout()
     return fig
 
@@ -361,14 +510,46 @@ def plot_pixel_map(kept_per_pixel: np.ndarray, total: int | None = None, image: 
     return fig
 
 
+def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, threshold: float = 3.0,
+                      name: str = "fc2", width: float = 12.0, clip_percentile: float = 99.0):
+    """A whole dense layer (out x in) as one heat map, kept weights on the diverging map and dropped
+    ones grey, so that rows (output units that receive nothing) and columns (input units nobody reads)
+    dropped entirely show as grey stripes; beside it, the block of rows and columns that keep a weight,
+    gathered (what ``compress`` keeps). The colour scale ends at the ``clip_percentile`` of |kept
+    weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
+    img = weight_image(weight, log_alpha, threshold)
+    kept = ~np.ma.getmaskarray(img)
+    rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
+    n_out, n_in = img.shape
+    height = max(2.8, 0.62 * width * n_out / n_in * 1.1)
+    fig = new_figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False, width_ratios=[n_in, max(len(cols), 1) * 1.6])
+    values = np.abs(img.compressed())
+    vmax = max(float(np.percentile(values, clip_percentile)) if values.size else 0.0, 1e-6)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
+    ax, ax2 = axes[0]
+    im = ax.imshow(img, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
+    ax.set(xlabel=f"input unit of {name} (index)", ylabel="output unit (index)",
+           title=f"{name}, all {img.size:,} weights\n{int(kept.sum()):,} kept, the rest grey")
+    block = img[np.ix_(rows, cols)] if len(rows) and len(cols) else np.ma.masked_all((1, 1))
+    ax2.imshow(block, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
+    ax2.set(xlabel=f"the {len(cols)} input units read (of {n_in})",
+            ylabel=f"the {len(rows)} output units (of {n_out})",
+            title=f"rows and columns with a kept weight,\ngathered: {block.count():,} of {block.size:,} kept")
+    for a in (ax, ax2):
+        a.grid(False)
+    cb = fig.colorbar(im, ax=[ax, ax2], pad=0.01, extend="both")
+    cb.set_label("weight theta (grey: dropped)")
+    return fig
+
+
 def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] | None = None,
                       fps: int = 2, ncols: int = 10, vmax: float | None = None) -> str:
     """Save an animated GIF of weight grids (each frame: a list of 2-d masked arrays) with
     matplotlib's PillowWriter. Written to a temporary name and renamed. Returns the path."""
-    import os
-    import tempfile
-
     from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .files import atomic_path
 
     frames = list(frames)
     if not frames:
@@ -388,16 +569,10 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
 
     anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
     path = str(path)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".gif",
-                               dir=os.path.dirname(path) or ".")
-    os.close(fd)
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            anim.save(str(tmp), writer=PillowWriter(fps=fps))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         plt.close(fig)
     return path
 
@@ -406,18 +581,35 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
 # notebooks 05-06: tables and sweeps
 # --------------------------------------------------------------------------------------------------
 
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """The points no other point beats on both test error and compression (lower error at higher or
+    equal compression), sorted by compression: the accuracy-compression frontier."""
+    pts = points.assign(_c=points["compression"].replace(np.inf, np.nan)).dropna(subset=["_c"])
+    pts = pts.sort_values(["_c", "error_%"], ascending=[False, True])
+    keep, best = [], np.inf
+    for idx, err in zip(pts.index, pts["error_%"]):
+        if err < best:
+            keep.append(idx)
+            best = err
+    return points.loc[keep].sort_values("compression")
+
+
 def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = None,
                               threshold: float | None = None, reference: pd.DataFrame | None = None):
     """Test error (%) against compression (x, log scale) of every (KL weight, threshold) point; one
     colour per KL weight, the points of one KL weight joined in threshold order; the selected point
-    ringed. ``reference`` (rows with ``method``, ``error_%``, ``compression``) adds labelled markers."""
-    fig, (ax,) = _fig_axes(1, size=(6.6, 4.0))
+    ringed; the frontier (``pareto_front``) as a wide grey line. ``reference`` (rows with ``method``,
+    ``error_%``, ``compression``) adds labelled markers."""
+    fig, (ax,) = _fig_axes(1, size=(9.6, 4.0))
     rfs = sorted(points["kl_weight"].unique())
     colors = sns.color_palette("colorblind", len(rfs))
     for c, rf in zip(colors, rfs):
         sub = points[points["kl_weight"] == rf].sort_values("threshold")
         comp = sub["compression"].replace(np.inf, np.nan)
         ax.plot(comp, sub["error_%"], "-o", color=c, ms=4, lw=1, label=f"KL weight {rf:g}")
+    front = pareto_front(points)
+    ax.plot(front["compression"], front["error_%"], color="0.3", lw=3, alpha=0.3, zorder=0,
+            label="frontier (no point beats it on both)")
     if reference is not None:
         for j, (_, r) in enumerate(reference.iterrows()):
             ax.plot(r["compression"], r["error_%"], marker="*^sD"[j % 4], color="0.15", ms=10, ls="none",
@@ -430,8 +622,33 @@ def plot_accuracy_compression(points: pd.DataFrame, kl_weight: float | None = No
                     label=f"selected: KL weight {kl_weight:g}, threshold {threshold:g}")
     ax.set_xscale("log")
     ax.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
-           title="Accuracy against compression")
-    ax.legend(fontsize="x-small", ncol=2)
+           title="Test error against compression")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_choice(log_alpha: Mapping[str, np.ndarray], threshold: float, curve: pd.DataFrame,
+                          current: Mapping[str, float] | None = None, range_: tuple[float, float] = (-10, 15)):
+    """Re-masking one trained model. Left: log alpha per layer with the threshold (what is cut).
+    Right: test error against compression of the same model at the thresholds in ``curve`` (columns
+    ``threshold``, ``error_%``, ``compression``), each labelled, and ``current`` (the slider's
+    threshold: ``error_%``, ``compression``) ringed."""
+    fig, (ax, ax2) = _fig_axes(2, size=(5.6, 3.8))
+    _draw_log_alpha_hist(ax, log_alpha, threshold, 60, range_)
+    c = curve.sort_values("threshold")
+    ax2.plot(c["compression"], c["error_%"], "-o", color=PALETTE[0], ms=4,
+             label="this model at other thresholds")
+    for t, x, y in zip(c["threshold"], c["compression"], c["error_%"]):
+        ax2.annotate(f"{t:g}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize="x-small")
+    if current is not None:
+        ax2.plot([current["compression"]], [current["error_%"]], "o", ms=14, mfc="none", mec="black",
+                 mew=2, label=f"threshold {threshold:g}: {current['error_%']:.2f}% at "
+                              f"{current['compression']:.1f}x")
+    ax2.set_xscale("log")
+    ax2.set(xlabel="compression (total / kept weights, x, log scale)", ylabel="test error (%)",
+            title="Re-masking the trained model (labels: threshold)")
+    ax2.legend(fontsize="x-small")
     fig.tight_layout()
     return fig
 
@@ -457,6 +674,6 @@ def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
            ylabel="MSE (units of target variance)", title="Error against the KL weight")
     ax.legend(fontsize="x-small")
     ax2.set(xlabel="KL weight (log scale)", ylabel="weights dropped (%)",
-            ylim=(-2, 102), title="Compression against the KL weight")
+            ylim=(-2, 102), title="Sparsity against the KL weight")
     fig.tight_layout()
     return fig

@@ -5,7 +5,8 @@ with ``torch.nn.utils.prune``: one global amount (the smallest weights over all 
 amount per layer (a list, e.g. ``match_svdo_sparsity(dense, svdo)`` to copy a Sparse VD model's
 per-layer sparsity). With ``permanent=False`` the masks stay attached (``weight_orig`` and
 ``weight_mask``), so fine-tuning with ``sparsevd_lab.fit`` keeps pruned weights at zero; then
-``make_permanent(model)`` bakes them in and leaves a plain model. Introduced in notebook 05.
+``make_permanent(model)`` bakes them in and leaves a plain model. Used by the experiments' pruning
+baselines (``python -m sparsevd_lab.experiments lenet300``; docs/results.md).
 """
 from __future__ import annotations
 

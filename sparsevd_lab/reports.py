@@ -10,7 +10,15 @@ from torch import nn
 
 from .layers import svdo_layers
 
-__all__ = ["sparsity_report", "compression_ratio", "layer_sparsity", "sparsity_string"]
+__all__ = ["METHOD_NAMES", "sparsity_report", "compression_ratio", "layer_sparsity", "sparsity_string"]
+
+# One name per method, everywhere a table or a legend shows one (result files key rows by the key).
+METHOD_NAMES = {
+    "dense": "dense",
+    "sparse-vd": "Sparse VD",
+    "pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity",
+    "pruning-iterative": "magnitude pruning, iterative (Han et al.), own operating point",
+}
 
 
 def _layers_or_raise(model: nn.Module):
@@ -51,15 +59,32 @@ def compression_ratio(model: nn.Module, threshold: float | None = None) -> float
     return float("inf") if kept == 0 else total / kept
 
 
+def _display_names(model: nn.Module, names: list[str]) -> list[str]:
+    """Layer names for people: a layer that has only an ``nn.Sequential`` index for a name ("1",
+    "features.3") is named by kind and position among the model's weight layers, counted from the
+    input: conv1, conv2, ... and fc1, fc2, ... (the glossary's names). Named layers keep their name."""
+    counts = {"conv": 0, "fc": 0}
+    by_module = {}
+    for name, m in model.named_modules():
+        kind = ("conv" if isinstance(m, nn.Conv2d) or type(m).__name__.startswith("Conv")
+                else "fc" if isinstance(m, nn.Linear) or type(m).__name__.startswith("Linear")
+                else None)
+        if kind and hasattr(m, "weight"):
+            counts[kind] += 1
+            by_module[name] = f"{kind}{counts[kind]}"
+    return [by_module.get(n, n) if n.split(".")[-1].isdigit() else n for n in names]
+
+
 def sparsity_report(model: nn.Module, threshold: float | None = None) -> pd.DataFrame:
     """One row per Sparse VD layer plus a ``total`` row: weights, kept, sparsity %, compression x.
+    Rows are named conv1, ..., fc1, ... when the model's layers have only ``nn.Sequential`` indices.
 
     ``df.attrs["paper_string"]`` holds the paper's per-layer string (e.g. "98.9-97.2-62.0"),
     which also stands in the ``layers`` column of the total row.
     """
     rows = layer_sparsity(model, threshold)
     records = []
-    for name, n, kept in rows:
+    for name, (_, n, kept) in zip(_display_names(model, [r[0] for r in rows]), rows):
         records.append({"layer": name, "weights": n, "kept": kept,
                         "sparsity_%": 100.0 * (1 - kept / n),
                         "compression_x": float("inf") if kept == 0 else n / kept})

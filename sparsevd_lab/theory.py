@@ -31,6 +31,8 @@ __all__ = [
     "fit_kl_constants",
     "lrt_moments",
     "gradient_variance",
+    "theta_grad_variance",
+    "theta_grad_variance_layer",
 ]
 
 EULER_GAMMA = float(np.euler_gamma)
@@ -215,4 +217,101 @@ def gradient_variance(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor,
     df["relative to LRT (theta)"] = df["grad variance, theta"] / df["grad variance, theta"].iloc[0]
     df["relative to LRT (log sigma2)"] = (df["grad variance, log sigma2"]
                                           / df["grad variance, log sigma2"].iloc[0])
+    return df
+
+
+# --------------------------------------------------------------------------------------------------
+# The additive reparameterisation (eq. 15): train (theta, log sigma^2), not (theta, alpha)
+# --------------------------------------------------------------------------------------------------
+
+def _log_alpha_grid(log_alpha) -> np.ndarray:
+    la = _as_grid(log_alpha)
+    if not np.all(np.isfinite(la)):
+        raise ValueError("log_alpha must be finite")
+    return la
+
+
+def theta_grad_variance(log_alpha, theta: float = 1.0, n_samples: int = 100_000,
+                        seed: int = 0) -> pd.DataFrame:
+    """Variance of the gradient with respect to theta of one weight's loss L(w) = w^2 / 2, with
+    w ~ q(w) = N(theta, alpha theta^2) sampled two ways (eq. 15):
+
+    - (theta, sigma), the additive reparameterisation: w = theta + sigma eps with sigma a parameter
+      of its own, so dL/dtheta = L'(w);
+    - (theta, alpha), the multiplicative one: w = theta (1 + sqrt(alpha) eps) with alpha a parameter,
+      so the noise scales with theta and dL/dtheta = L'(w) (1 + sqrt(alpha) eps).
+
+    Measured by Monte Carlo with autograd (the same ``n_samples`` draws of eps for every alpha, one
+    gradient per draw), beside the exact values: Var = alpha theta^2 under (theta, sigma) and
+    theta^2 (4 alpha + 2 alpha^2) under (theta, alpha), a ratio of 4 + 2 alpha.
+    """
+    la = _log_alpha_grid(log_alpha)
+    if n_samples < 2:
+        raise ValueError("n_samples must be >= 2")
+    if theta == 0:
+        raise ValueError("theta must be non-zero: alpha = sigma^2 / theta^2 is undefined at 0")
+    eps = torch.randn(int(n_samples), generator=torch.Generator().manual_seed(seed),
+                      dtype=torch.float64)
+    rows = []
+    for log_a in la:
+        alpha = math.exp(log_a)
+        grads = {}
+        for name in ("(theta, sigma)", "(theta, alpha)"):
+            th = torch.full_like(eps, theta).requires_grad_(True)  # one copy per draw
+            if name == "(theta, sigma)":
+                sigma = math.sqrt(alpha) * abs(theta)  # a parameter of its own: no path to theta
+                w = th + sigma * eps
+            else:
+                w = th * (1.0 + math.sqrt(alpha) * eps)  # sigma = sqrt(alpha) |theta| moves with theta
+            (g,) = torch.autograd.grad((0.5 * w ** 2).sum(), th)
+            grads[name] = float(g.var())
+        rows.append({"log_alpha": float(log_a), "alpha": alpha,
+                     "var (theta, sigma)": grads["(theta, sigma)"],
+                     "var (theta, alpha)": grads["(theta, alpha)"],
+                     "var (theta, sigma), exact": alpha * theta ** 2,
+                     "var (theta, alpha), exact": theta ** 2 * (4 * alpha + 2 * alpha ** 2)})
+    df = pd.DataFrame(rows)
+    df["ratio"] = df["var (theta, alpha)"] / df["var (theta, sigma)"]
+    df["ratio, exact 4 + 2 alpha"] = 4.0 + 2.0 * df["alpha"]
+    return df
+
+
+def theta_grad_variance_layer(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, log_alpha,
+                              n_repeats: int = 50, seed: int = 0) -> pd.DataFrame:
+    """The same comparison in a Sparse VD softmax classifier (softmax(x W^T), cross-entropy on the
+    minibatch ``x, y``, the local reparameterisation trick of eq. 17) with every weight at the same
+    alpha: the variance across ``n_repeats`` draws of the minibatch gradient with respect to theta
+    (averaged over the weights) when the layer is parameterised by (theta, log sigma^2) and by
+    (theta, log alpha). The two share their noise draws, so they differ only in the
+    parameterisation: under (theta, alpha), sigma^2 = alpha theta^2 moves with theta and the
+    gradient picks up the noise term."""
+    la = _log_alpha_grid(log_alpha)
+    if n_repeats < 2:
+        raise ValueError("n_repeats must be >= 2")
+    x, theta = x.detach().double().flatten(1), weight.detach().double()
+    if theta.shape[1] != x.shape[1]:
+        raise ValueError(f"weight has {theta.shape[1]} inputs but x has {x.shape[1]} features")
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for log_a in la:
+        eps = torch.randn((n_repeats, x.shape[0], theta.shape[0]), generator=g, dtype=torch.float64)
+        var_of = {}
+        for name in ("(theta, sigma)", "(theta, alpha)"):
+            th = theta.expand(n_repeats, *theta.shape).clone().requires_grad_(True)
+            if name == "(theta, sigma)":
+                log_sigma2 = float(log_a) + torch.log(theta ** 2)  # a parameter: no path to theta
+            else:
+                log_sigma2 = float(log_a) + torch.log(th ** 2)  # sigma^2 = alpha theta^2
+            mu = torch.einsum("bi,roi->rbo", x, th)
+            var = torch.einsum("bi,roi->rbo", x * x, torch.exp(log_sigma2).expand_as(th))
+            out = mu + torch.sqrt(var.clamp_min(1e-16)) * eps  # eq. 17
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.repeat(n_repeats),
+                                   reduction="sum") / x.shape[0]  # the sum of the repeats' means
+            (grad,) = torch.autograd.grad(loss, th)
+            var_of[name] = float(grad.var(0).mean())
+        rows.append({"log_alpha": float(log_a), "alpha": math.exp(log_a),
+                     "var (theta, sigma)": var_of["(theta, sigma)"],
+                     "var (theta, alpha)": var_of["(theta, alpha)"]})
+    df = pd.DataFrame(rows)
+    df["ratio"] = df["var (theta, alpha)"] / df["var (theta, sigma)"]
     return df

@@ -26,8 +26,9 @@ from .reports import layer_sparsity
 
 __all__ = ["set_seed", "resolve_device", "lr_factor", "make_optimizer", "evaluate", "fit", "RECIPES"]
 
-# The authors' recipes (../shared/reference/sparsevd_notes.md): epochs, batch, lr, and the fraction of
-# the run during which the learning rate stays flat before decaying linearly to 0.
+# The authors' recipes (their Theano code, github.com/ars-ashuha/variational-dropout-sparsifies-dnn;
+# docs/results.md): epochs, batch, lr, and the fraction of the run during which the learning rate
+# stays flat before decaying linearly to 0.
 RECIPES = {
     "lenet300": {"epochs": 200, "batch_size": 100, "lr": 1e-3, "lr_flat_fraction": 0.5},
     "lenet5": {"epochs": 200, "batch_size": 100, "lr": 1e-3, "lr_flat_fraction": 0.0},
@@ -90,20 +91,23 @@ def evaluate(model: nn.Module, loader: TensorLoader, task: str = "classification
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total, loss_sum, correct = 0, 0.0, 0
+    # running sums on the device, read once at the end (a float() per batch waits for the GPU)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    total = 0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         out = model(x)
         if task == "classification":
-            loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
-            correct += int((out.argmax(1) == y).sum())
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
         else:
-            loss_sum += float(F.mse_loss(out, y, reduction="sum"))
+            loss_sum += F.mse_loss(out, y, reduction="sum")
         total += len(x)
     model.train(was_training)
     if task == "classification":
-        return {"loss": loss_sum / total, "acc": correct / total}
-    return {"mse": loss_sum / total}
+        return {"loss": float(loss_sum) / total, "acc": int(correct) / total}
+    return {"mse": float(loss_sum) / total}
 
 
 def fit(

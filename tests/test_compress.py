@@ -270,30 +270,96 @@ def test_load_rejects_truncated_foreign_and_missing(tmp_path, lenet300):
     assert issubclass(CompressedFileError, ValueError)
 
 
-def test_load_rejects_tampered_architecture(tmp_path, lenet300):
+def test_file_is_plain_named_tensors_with_json_metadata(tmp_path, lenet300):
+    """Any safetensors tool reads the file: named tensors, and the architecture as plain JSON."""
+    import json
+
+    from safetensors import safe_open
+
+    from sparsevd_lab.compress import FORMAT_VERSION
+
+    path = save_compressed(compress(lenet300, storage="sparse"), tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as fh:
+        meta, names = fh.metadata(), set(fh.keys())
+        values = {k: fh.get_tensor(k) for k in names if k.endswith(".values")}
+    assert meta["format"] == "sparsevd_lab.compressed" and meta["format_version"] == str(FORMAT_VERSION) == "3"
+    arch = json.loads(meta["architecture"])
+    referenced = set()
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+        elif isinstance(obj, str) and obj in names:
+            referenced.add(obj)
+
+    walk(arch["modules"])
+    assert referenced == names  # every tensor is named by the architecture, none is hidden in a blob
+    kept = sum(int(m.mask().sum()) for _, m in sv.svdo_layers(lenet300))
+    assert sum(v.numel() for v in values.values()) <= kept
+
+
+def test_reads_format_version_2(tmp_path, lenet300):
+    """Files written before version 3 (tensors packed in blobs, zlib architecture) still load."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from sparsevd_lab.compress import decode_architecture, encode_architecture
+    from sparsevd_lab.compress.fileformat import _pack, encode_architecture
+
+    model = compress(lenet300, storage="sparse")
+    good = save_compressed(model, tmp_path / "v3.safetensors")
+    with safe_open(str(good), "pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    import json
+
+    blobs, index = _pack(tensors)
+    v2 = {"format": meta["format"], "format_version": "2",
+          "architecture": encode_architecture(json.loads(meta["architecture"])),
+          "index": json.dumps(index)}
+    save_file(blobs, tmp_path / "v2.safetensors", v2)
+    x = torch.randn(5, 1, 28, 28)
+    assert torch.allclose(load_compressed(tmp_path / "v2.safetensors")(x), model(x), atol=1e-6)
+
+
+def test_load_rejects_tampered_architecture(tmp_path, lenet300):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     good = save_compressed(lenet300, tmp_path / "good.safetensors")
     with safe_open(str(good), "pt") as fh:
         meta = fh.metadata()
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    arch = decode_architecture(meta["architecture"])
+    arch = json.loads(meta["architecture"])
     arch["modules"][0] = {"type": "os.system", "args": "echo hi"}
-    save_file(tensors, tmp_path / "bad.safetensors", {**meta, "architecture": encode_architecture(arch)})
+    save_file(tensors, tmp_path / "bad.safetensors", {**meta, "architecture": json.dumps(arch)})
     with pytest.raises(CompressedFileError, match="unknown module type"):
         load_compressed(tmp_path / "bad.safetensors")
-    save_file(tensors, tmp_path / "noindex.safetensors", {**meta, "index": "{}"})
+    save_file(tensors, tmp_path / "garbled.safetensors", {**meta, "architecture": "{not json"})
+    with pytest.raises(CompressedFileError, match="architecture cannot be rebuilt"):
+        load_compressed(tmp_path / "garbled.safetensors")
+    missing = dict(tensors)
+    missing.pop(sorted(missing)[0])
+    save_file(missing, tmp_path / "missing.safetensors", meta)
     with pytest.raises(CompressedFileError, match="missing"):
-        load_compressed(tmp_path / "noindex.safetensors")
-    save_file(tensors, tmp_path / "badindex.safetensors", {**meta, "index": '{"x":["float32",99999,[5]]}'})
-    with pytest.raises(CompressedFileError, match="index"):
-        load_compressed(tmp_path / "badindex.safetensors")
+        load_compressed(tmp_path / "missing.safetensors")
+    save_file(tensors, tmp_path / "v2noindex.safetensors", {**meta, "format_version": "2", "index": "{}"})
+    with pytest.raises(CompressedFileError, match="not a usable"):
+        load_compressed(tmp_path / "v2noindex.safetensors")
     save_file(tensors, tmp_path / "v9.safetensors", {**meta, "format_version": "9"})
     with pytest.raises(CompressedFileError, match="version"):
         load_compressed(tmp_path / "v9.safetensors")
+
+
+def test_save_to_a_folder_says_to_give_a_file_path(tmp_path, lenet300):
+    with pytest.raises(IsADirectoryError, match=r"is a folder; give a file path inside it.*model.safetensors"):
+        save_compressed(lenet300, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_save_is_atomic(tmp_path, monkeypatch, lenet300):

@@ -243,3 +243,33 @@ def test_tensor_loader():
         TensorLoader(x, y, batch_size=0)
     tr, te = DataBundle("t", "s", x, y, x, y).loaders(batch_size=5)
     assert tr.shuffle and not te.shuffle
+
+
+def test_offline_setting_refuses_downloads_with_what_to_do(monkeypatch, tmp_path):
+    from sparsevd_lab import data
+
+    monkeypatch.setenv("SPARSEVD_OFFLINE", "yes")
+    with pytest.raises(data.OfflineError, match="SPARSEVD_OFFLINE is on.*load_offline_digits"):
+        data.download("http://127.0.0.1:9/never.gz", tmp_path / "never.gz", "0" * 32, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_offline_flag_and_availability(tmp_path, monkeypatch):
+    from sparsevd_lab import data, notebook
+
+    assert set(data.dataset_names(offline=True)) == {"offline-digits", "sklearn-digits", "diabetes",
+                                                    "synthetic-cifar"}
+    assert data.dataset_names(shape=(1, 28, 28)) == ("offline-digits", "fashion-mnist", "mnist")
+    assert data.DATASETS["offline-digits"].available(tmp_path) == "offline"
+    assert data.DATASETS["mnist"].available(tmp_path) is None  # an empty cache: needs a download
+    for name in data.MNIST_MD5:
+        (tmp_path / "mnist").mkdir(exist_ok=True)
+        (tmp_path / "mnist" / name).write_bytes(b"")
+    assert data.DATASETS["mnist"].available(tmp_path) == "cached"
+    bundle = data.load_dataset("synthetic-cifar", n_train=8, n_test=4, verbose=False)
+    assert tuple(bundle.x_train.shape[1:]) == data.DATASETS["synthetic-cifar"].shape
+    # the notebooks' check and the experiments' loader read the same registry
+    monkeypatch.setenv("SPARSEVD_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="SPARSEVD_OFFLINE"):
+        notebook.check_data("cifar10", root=tmp_path / "empty", online=lambda url: True)
+    assert notebook.check_data("diabetes") == "offline"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ from sparsevd_lab.experiments import (EXPERIMENTS, RESULTS_DIR, ResultSchemaErro
                                       atomic_save_npz, atomic_write_json, list_results, load_result,
                                       load_snapshots, result_frame, run_experiment, sweep_point,
                                       synthetic_cifar, validate_result)
+from sparsevd_lab import data
 from sparsevd_lab.experiments import __main__ as cli
-from sparsevd_lab.experiments import common, runners
+from sparsevd_lab.experiments import common, context, runners
 
 
 @pytest.fixture(autouse=True)
@@ -150,7 +152,7 @@ def test_vgg_like_offline_is_a_clear_error(monkeypatch, capsys):
     def offline():
         raise OfflineError("could not download cifar-10-binary.tar.gz: no network")
 
-    monkeypatch.setitem(runners._LOADERS, "cifar10", offline)
+    monkeypatch.setitem(data.DATASETS, "cifar10", replace(data.DATASETS["cifar10"], load=lambda **kw: offline()))
     with pytest.raises(OfflineError):
         run_experiment("vgg-like", fast=True)
     with pytest.raises(SystemExit) as exc:
@@ -285,6 +287,16 @@ def test_old_result_words_are_upgraded_on_load():
     assert row["ard_boston"] == {"sparsity_%": 97.29} and "pruning-matched" in new["history"]
 
 
+def test_per_layer_numbers_keyed_by_index_are_renamed_to_layers_on_load():
+    old = {"results": {}, "config": {"layers": ["fc1", "fc2", "fc3"],
+                                     "pruned_sparsity": {"1": 0.98, "3": 0.97, "5": 0.78,
+                                                         "total": 0.982}}}
+    cfg = common.upgrade_result(copy.deepcopy(old))["config"]
+    assert cfg["pruned_sparsity"] == {"fc1": 0.98, "fc2": 0.97, "fc3": 0.78, "total": 0.982}
+    shipped = load_result("lenet300", dataset="fashion-mnist")["config"]["pruned_sparsity"]
+    assert set(shipped) == {"fc1", "fc2", "fc3", "total"}
+
+
 def test_hold_out_splits_without_overlap(tiny_digits):
     train, (xv, yv) = runners.hold_out(tiny_digits, 50, seed=1)
     assert train.train_size == 250 and len(xv) == len(yv) == 50
@@ -298,14 +310,15 @@ def test_hold_out_splits_without_overlap(tiny_digits):
 def test_cli_resume_end_to_end(tiny_digits, tmp_path, monkeypatch, capsys):
     """--resume: a run stopped after a few epochs continues from its checkpoints and ends with the
     same result as an uninterrupted run; no checkpoint means a fresh start, said so."""
-    monkeypatch.setitem(runners._LOADERS, "offline-digits", lambda: tiny_digits)
+    monkeypatch.setitem(data.DATASETS, "offline-digits",
+                        replace(data.DATASETS["offline-digits"], load=lambda **kw: tiny_digits))
     argv = ["lenet300", "--fast", "--epochs", "3", "--quiet", "--resume"]
     assert cli.main(argv + ["--out", str(tmp_path / "whole")]) == 0
     assert "starting fresh" in capsys.readouterr().out
     whole = load_result("lenet300", root=tmp_path / "whole", fast=True)
 
     calls = {"n": 0}
-    real_fit = runners.fit
+    real_fit = context.fit  # the experiments train through Context.fit
 
     def fit_then_crash(*args, **kwargs):
         calls["n"] += 1
@@ -318,11 +331,11 @@ def test_cli_resume_end_to_end(tiny_digits, tmp_path, monkeypatch, capsys):
             kwargs["callback"] = stop
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(runners, "fit", fit_then_crash)
+    monkeypatch.setattr(context, "fit", fit_then_crash)
     with pytest.raises(KeyboardInterrupt):
         cli.main(argv + ["--out", str(tmp_path / "split")])
     assert not (tmp_path / "split" / "lenet300_offline-digits_fast.json").exists()
-    monkeypatch.setattr(runners, "fit", real_fit)
+    monkeypatch.setattr(context, "fit", real_fit)
     assert cli.main(argv + ["--out", str(tmp_path / "split")]) == 0
     assert "continuing from the checkpoints" in capsys.readouterr().out
     split = load_result("lenet300", root=tmp_path / "split", fast=True)
@@ -423,6 +436,24 @@ def test_markdown_tables_of_shipped_results():
     for path in RESULTS_DIR.glob("*.json"):
         assert f"<!-- {path.name} -->" in text
     assert "python -m sparsevd_lab.experiments" in text  # every table names its command
+
+
+def test_epoch_seconds_are_medians_of_the_stored_history():
+    from sparsevd_lab.experiments.tables import epoch_seconds
+
+    obj = {"results": {"history": {"dense": {"seconds": [1.0, 9.0, 2.0]},
+                                   "sweep": {"0.1": {"seconds": [4.0]}, "1": {"seconds": [6.0, 5.0]}},
+                                   "no-times": {"epoch": [1, 2]}}}}
+    assert epoch_seconds(obj) == {"dense": 2.0, "sweep": 5.0}
+    assert epoch_seconds({"results": {}}) == {}
+
+
+def test_markdown_tables_never_put_the_papers_pruning_beside_the_matched_row():
+    from sparsevd_lab.experiments.tables import markdown_tables
+
+    for line in markdown_tables().splitlines():
+        if "one-shot" in line:
+            assert line.rstrip().endswith("|  |"), line  # the paper's Han et al. cell stays empty
 
 
 def test_kl_warmup_is_the_authors_for_long_runs_and_gentle_for_short_ones():

@@ -101,7 +101,11 @@ def test_plot_weight_grid_and_filters():
     assert norm.vcenter == 0 and norm.vmin == -norm.vmax  # diverging, centred at 0
     assert imgs[0].get_title() == f"{int((la[0, 0] < 3).sum())}/25"
     cmap = imgs[0].images[0].get_cmap()
-    assert np.allclose(cmap.get_bad(), (1, 1, 1, 1))  # dropped weights are white
+    # dropped weights are grey, a colour the diverging map gives no kept weight
+    grey = matplotlib.colors.to_rgba(plots.DROPPED_COLOUR)
+    assert np.allclose(cmap.get_bad(), grey)
+    rgba = cmap(np.linspace(0, 1, 256))
+    assert np.min(np.abs(rgba[:, :3] - np.array(grey[:3])).max(1)) > 0.1
     plots.plot_weight_grid([w[0, 0]] * 3, ncols=2, vmax=2.0)  # an empty cell is switched off
 
 
@@ -171,3 +175,190 @@ def test_detached_figures_stay_outside_pyplot_and_draw_the_same():
     assert plt.get_fignums() == before + [pyplot_fig.number]
     png = lambda f: print_figure(f, "png", bbox_inches="tight")  # noqa: E731
     assert png(figs[0]) == png(pyplot_fig)
+
+
+# --------------------------------------------------------------------------------------------------
+# layer names, the whole-layer heat map, the frontier, re-masking
+# --------------------------------------------------------------------------------------------------
+
+def test_layer_names_follow_the_paper():
+    from sparsevd_lab import models
+
+    assert list(plots.layer_names(models.lenet_300_100())) == ["fc1", "fc2", "fc3"]
+    names = plots.layer_names(models.lenet5(svdo=False))
+    assert list(names) == ["conv1", "conv2", "fc1", "fc2"]
+    assert names["conv2"].out_channels == 50
+
+
+def test_plot_layer_matrix_gathers_kept_rows_and_columns():
+    w = np.arange(1.0, 13.0).reshape(3, 4)
+    la = np.full((3, 4), 10.0)
+    la[0, 1] = la[2, 3] = la[2, 1] = -1.0  # rows 0 and 2, columns 1 and 3 keep a weight
+    fig = _labelled(plots.plot_layer_matrix(w, la, 3.0, "fc2"))
+    whole, block = fig.axes[0].images[0].get_array(), fig.axes[1].images[0].get_array()
+    assert whole.shape == (3, 4) and whole.count() == 3
+    assert block.shape == (2, 2) and block.count() == 3
+    assert np.ma.getmaskarray(block).tolist() == [[False, True], [False, False]]
+    assert "3 kept" in fig.axes[0].get_title() and "3 of 4 kept" in fig.axes[1].get_title()
+    assert np.allclose(fig.axes[0].images[0].get_cmap().get_bad(),
+                       matplotlib.colors.to_rgba(plots.DROPPED_COLOUR))
+
+
+def test_pareto_front_and_frontier_line():
+    pts = pd.DataFrame({"kl_weight": [1, 1, 1, 2], "threshold": [0, 1, 2, 0],
+                        "error_%": [5.0, 4.0, 4.5, 6.0], "compression": [10.0, 5.0, 4.0, 20.0]})
+    front = plots.pareto_front(pts)
+    assert front["compression"].tolist() == [5.0, 10.0, 20.0]  # (4, 4.5) is beaten by (5, 4.0)
+    fig = plots.plot_accuracy_compression(pts, 1, 1)
+    assert any("frontier" in l.get_label() for l in fig.axes[0].lines)
+    assert fig.axes[0].lines[-1].get_xdata()[0] == 5.0  # the ring stays last
+
+
+def test_plot_threshold_choice():
+    curve = pd.DataFrame({"threshold": [0.0, 3.0], "error_%": [12.0, 11.0], "compression": [100.0, 50.0]})
+    fig = _labelled(plots.plot_threshold_choice({"fc1": np.array([-1.0, 5.0, 9.0])}, 3.0, curve,
+                                                {"error_%": 11.0, "compression": 50.0}))
+    ring = fig.axes[1].lines[-1]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == (50.0, 11.0)
+    assert "66.7% dropped" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# no figure the notebooks draw has an empty data panel
+# --------------------------------------------------------------------------------------------------
+
+def test_empty_panels_finds_masked_images_and_lines_without_points():
+    fig, (a, b, c, d) = plt.subplots(1, 4)
+    a.imshow(np.ma.masked_all((3, 3)))
+    b.plot([np.nan], [np.nan])
+    b.axvline(1.0)  # a guide line is not data
+    c.plot([1, 2], [3, 4])
+    d.imshow(np.ma.masked_array(np.ones((2, 2)), [[True, False], [True, True]]))
+    found = plots.empty_panels(fig)
+    assert len(found) == 2 and "panel 0" in found[0] and "panel 1" in found[1]
+
+
+def _shipped(name, dataset):
+    from sparsevd_lab import experiments
+
+    return experiments.load_result(name, dataset=dataset)
+
+
+def _fig_01():
+    from sparsevd_lab import widgets
+
+    yield "plot_priors", plots.plot_priors()
+    for theta, alpha in ((1.0, 0.1), (1.0, 1.0), (1.0, 20.0), (0.5, 20.0), (1.0, 0.5)):
+        yield "plot_posterior", widgets.prior_render(theta, alpha)[1]
+
+
+def _fig_02():
+    grid = np.linspace(-8, 8, 161)
+    exact = theory.neg_kl_exact(grid)
+    yield "plot_kl", plots.plot_kl(grid, exact, {"eq. 14": theory.neg_kl_sigmoid(grid)})
+
+
+def _fig_03():
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.rand(100, 784)
+    y = torch.randint(0, 10, (100,))
+    theta = torch.randn(10, 784) * 0.05
+    log_sigma2 = torch.log(theta ** 2) + np.log(0.5)
+    yield "plot_lrt_moments", plots.plot_lrt_moments(theory.lrt_moments(x, theta, log_sigma2,
+                                                                        n_samples=200, seed=0))
+    yield "plot_gradient_variance", plots.plot_gradient_variance(
+        theory.gradient_variance(x, y, theta, log_sigma2, n_repeats=5, seed=0))
+    res = _shipped("lenet300", "fashion-mnist")
+    hist = {k: pd.DataFrame(v) for k, v in res["results"]["history"].items() if k in ("dense", "sparse-vd")}
+    yield "plot_history", plots.plot_history(hist, title="shipped run")
+
+
+def _fig_04():
+    from sparsevd_lab import experiments, widgets
+
+    lenet5 = experiments.load_snapshots(_shipped("lenet5", "offline-digits"))
+    for e in lenet5["epoch"]:
+        yield "plot_filters", widgets.snapshot_render(lenet5, int(e), "conv1", 3.0)[1]
+    model = experiments.load_model("lenet300", "fashion-mnist")
+    layers = plots.layer_names(model)
+    la = {n: m.log_alpha.detach().numpy() for n, m in layers.items()}
+    yield "plot_log_alpha_hist", plots.plot_log_alpha_hist(la, 3.0)
+    yield "plot_pixel_map", plots.plot_pixel_map((la["fc1"] < 3).sum(0).reshape(28, 28), 300,
+                                                 np.zeros((28, 28)))
+    kept = (la["fc1"] < 3).sum(1)
+    theta = layers["fc1"].weight.detach().numpy()
+    units = np.argsort(-kept, kind="stable")[:16]  # the notebook's ranking: survivors first
+    yield "plot_weight_grid", plots.plot_weight_grid(
+        [plots.weight_image(theta[u].reshape(28, 28), la["fc1"][u].reshape(28, 28)) for u in units], ncols=8)
+    yield "plot_layer_matrix", plots.plot_layer_matrix(layers["fc2"].weight.detach().numpy(), la["fc2"])
+
+
+def _fig_05():
+    res = _shipped("random-labels", "offline-digits")
+    hist = {name: pd.DataFrame(h) for name, h in res["results"]["history"].items()}
+    yield "plot_history", plots.plot_history(hist, title="random labels")
+
+
+def _fig_06():
+    import torch
+
+    from sparsevd_lab import experiments, widgets
+    from sparsevd_lab.data import TensorLoader
+
+    reg = experiments.result_frame(_shipped("regression-sweep", "diabetes"))
+    for kw in (0.0, 1e-3, 1.0):
+        yield "plot_regression_sweep", widgets.regression_render(reg, kw)[1]
+    lenet = _shipped("lenet300", "fashion-mnist")
+    points = experiments.result_frame(_shipped("classification-sweep", "fashion-mnist"))
+    for kw in sorted(points["kl_weight"].unique()):
+        yield "plot_accuracy_compression", widgets.sweep_render(points, kw, 3.0,
+                                                                widgets.reference_rows(lenet))[1]
+    # the threshold slider's render, on a stand-in test set (the figure's panels are what is tested)
+    model = experiments.load_model("lenet300", "fashion-mnist")
+    g = torch.Generator().manual_seed(0)
+    test = TensorLoader(torch.rand(200, 1, 28, 28, generator=g), torch.randint(0, 10, (200,), generator=g), 200)
+    for t in (3.0, 0.0, -2.0):
+        yield "plot_threshold_choice", widgets.threshold_render(model, test, t)[1]
+
+
+NOTEBOOK_FIGURES = {"01": _fig_01, "02": _fig_02, "03": _fig_03, "04": _fig_04, "05": _fig_05, "06": _fig_06}
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOK_FIGURES))
+def test_no_figure_the_notebooks_draw_has_an_empty_panel(notebook):
+    """Every figure notebook ``notebook`` draws through sparsevd_lab.plots, built from the same shipped
+    results the notebook reads: every image panel shows data (not all masked), every line panel has
+    points."""
+    drawn = 0
+    for name, fig in NOTEBOOK_FIGURES[notebook]():
+        empty = plots.empty_panels(fig)
+        assert not empty, f"notebook {notebook}, {name}: {empty}"
+        plt.close(fig)
+        drawn += 1
+    assert drawn
+
+
+def test_every_plot_function_the_notebooks_call_is_covered():
+    """The cases above cover each plot function a notebook calls (directly or through a widget):
+    a notebook that starts drawing with a new one needs a case in NOTEBOOK_FIGURES."""
+    import re
+    from pathlib import Path
+
+    import inspect
+
+    from sparsevd_lab import widgets
+
+    root = Path(__file__).resolve().parents[1]
+    called = set()
+    for src in sorted((root / "notebooks").glob("[0-9][0-9]_*.py")):
+        text = src.read_text()
+        called |= set(re.findall(r"plots\.((?:plot_|animate_)\w+)", text))
+        for fn in set(re.findall(r"widgets\.(\w+_(?:render|widget))", text)):
+            called |= set(re.findall(r"plots\.(plot_\w+)", inspect.getsource(getattr(widgets, fn))))
+    covered = set(re.findall(r'"((?:plot_|animate_)\w+)"', inspect.getsource(inspect.getmodule(
+        test_every_plot_function_the_notebooks_call_is_covered))))
+    covered.add("animate_snapshots")  # its frames are plot_weight_grid figures (covered with 04's data)
+    missing = sorted(called - covered)
+    assert not missing, f"add a case for {missing} to NOTEBOOK_FIGURES in tests/test_plots.py"

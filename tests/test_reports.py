@@ -20,11 +20,11 @@ def _model_with_known_sparsity():
 
 def test_sparsity_report_counts():
     df = sparsity_report(_model_with_known_sparsity())
-    assert list(df.index) == ["0", "2", "total"]
-    assert df.loc["0", "weights"] == 100 and df.loc["0", "kept"] == 10
-    assert df.loc["2", "kept"] == 30
+    assert list(df.index) == ["fc1", "fc2", "total"]  # glossary names, not nn.Sequential indices
+    assert df.loc["fc1", "weights"] == 100 and df.loc["fc1", "kept"] == 10
+    assert df.loc["fc2", "kept"] == 30
     assert df.loc["total", "kept"] == 40 and df.loc["total", "weights"] == 140
-    assert df.loc["0", "sparsity_%"] == pytest.approx(90.0)
+    assert df.loc["fc1", "sparsity_%"] == pytest.approx(90.0)
     assert df.loc["total", "compression_x"] == pytest.approx(140 / 40)
     assert df.attrs["paper_string"] == "90.0-25.0" == df.loc["total", "per_layer"]
 

@@ -254,3 +254,114 @@ def test_explorer_renders_outside_pyplot_one_at_a_time():
         t.join()
     assert w.renders == 4 and seen == [before] * 4 and max(overlaps) == 1
     assert w.figure.canvas.manager is None and "sparsevd-t-output" in w.output._dom_classes
+
+
+# ------------------------------------------------------------------------------ threshold (06)
+
+def _remask_model():
+    """A 6-4-3 Sparse VD MLP with known log alpha: fc1 keeps 8 of 24 weights at threshold 3, more at
+    higher thresholds; fc2 keeps 6 of 12. Test data: 60 random inputs labelled by the model itself at
+    threshold 3 (so its error there is 0 %)."""
+    import torch
+
+    from sparsevd_lab import models  # noqa: F401  (the layers come with the package)
+    from sparsevd_lab.data import TensorLoader
+    from sparsevd_lab.layers import LinearSVDO
+
+    torch.manual_seed(0)
+    fc1, fc2 = LinearSVDO(6, 4), LinearSVDO(4, 3)
+    model = torch.nn.Sequential(fc1, torch.nn.ReLU(), fc2).eval()
+    with torch.no_grad():
+        for layer, n_keep in ((fc1, 8), (fc2, 6)):
+            layer.weight.copy_(torch.randn_like(layer.weight))
+            la = torch.full_like(layer.weight, 5.0).flatten()
+            la[:n_keep] = -2.0
+            la[n_keep:n_keep + 4] = 1.0  # dropped at threshold 0, kept at 3
+            layer.log_sigma2.copy_(la.view_as(layer.weight) + torch.log(layer.weight ** 2 + 1e-8))
+    x = torch.randn(60, 6)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, TensorLoader(x, y, 30)
+
+
+def test_threshold_render_remasks_live_and_restores_the_model():
+    model, test = _remask_model()
+    before = [m.threshold for m in model if hasattr(m, "threshold")]
+    table, fig = widgets.threshold_render(model, test, 3.0)
+    row = table.loc[3.0]
+    assert row["error_%"] == 0.0 and row["kept"] == 8 + 4 + 6 + 4
+    assert row["compression"] == pytest.approx(36 / 22)
+    table0, _ = widgets.threshold_render(model, test, 0.0)
+    assert table0.loc[0.0, "kept"] == 14 and table0.loc[0.0, "compression"] == pytest.approx(36 / 14)
+    assert [m.threshold for m in model if hasattr(m, "threshold")] == before
+    ring = fig.axes[1].lines[-1]
+    assert (ring.get_xdata()[0], ring.get_ydata()[0]) == pytest.approx((36 / 22, 0.0))
+    assert "fc1" in fig.axes[0].get_legend().get_texts()[0].get_text()  # layer names, not indices
+    with pytest.raises(ValueError, match="finite"):
+        widgets.threshold_render(model, test, float("nan"))
+
+
+def test_threshold_widget_slider_changes_error_and_compression():
+    model, test = _remask_model()
+    w = widgets.threshold_widget(model, test, threshold=3.0)
+    s = w.sliders["threshold"]
+    assert s.continuous_update is False and "threshold" in s.description
+    assert w.table.loc[3.0, "error_%"] == 0.0
+    assert list(w.curve["threshold"]) == list(widgets.CURVE_THRESHOLDS)
+    s.value = -3.0  # drops every weight: the output is the biases alone
+    assert w.table.index[0] == -3.0 and w.table.loc[-3.0, "kept"] == 0
+    assert math.isinf(w.table.loc[-3.0, "compression"])
+    s.value = 0.0
+    assert w.table.loc[0.0, "compression"] == pytest.approx(36 / 14)
+    assert w.table.loc[0.0, "error_%"] >= 0.0
+    s.value = 8.0  # every weight kept
+    assert w.table.loc[8.0, "compression"] == pytest.approx(1.0)
+    assert w.renders == 4
+
+
+def test_threshold_widget_on_the_shipped_model():
+    """The shipped Fashion-MNIST LeNet-300-100 re-masked on a real test subset: a lower threshold
+    drops more weights (higher compression) and costs accuracy."""
+    from sparsevd_lab import experiments, notebook
+
+    try:
+        notebook.check_data("fashion-mnist")
+    except RuntimeError as err:
+        pytest.skip(str(err))
+    from sparsevd_lab import data as D
+
+    model = experiments.load_model("lenet300", "fashion-mnist")
+    fashion = D.load_dataset("fashion-mnist", verbose=False).subset(100, 2000)
+    test = fashion.loaders(batch_size=1000)[1]
+    w = widgets.threshold_widget(model, test, threshold=3.0)
+    at3 = w.table.iloc[0]
+    assert at3["compression"] == pytest.approx(55.632, rel=1e-3)
+    w.sliders["threshold"].value = -2.0
+    low = w.table.iloc[0]
+    assert low["compression"] > 3 * at3["compression"] and low["error_%"] > at3["error_%"]
+
+
+def test_reference_rows_names_each_baseline():
+    result = {"results": {"rows": [
+        {"method": "dense", "error_%": 10.0, "compression": 1.0, "sparsity_%": 0.0, "sparsity_per_layer": "0-0-0"},
+        {"method": "sparse-vd", "error_%": 11.0, "compression": 55.6, "sparsity_%": 98.2},
+        {"method": "pruning-matched", "error_%": 16.8, "compression": 55.6, "sparsity_%": 98.2},
+        {"method": "pruning-iterative", "error_%": 10.4, "compression": "inf", "sparsity_%": 50.0}]}}
+    ref = widgets.reference_rows(result)
+    assert list(ref["method"]) == ["dense", "magnitude pruning, one-shot to Sparse VD's sparsity",
+                                   "magnitude pruning, iterative (Han et al.), own operating point"]
+    assert math.isinf(ref["compression"].iloc[2])
+    table, _ = widgets.sweep_render(_points(), 1.0, 3.0, ref)
+    assert table.loc["dense", "error_%"] == 10.0
+
+
+def test_retrain_button_uses_the_sliders_value_at_the_click():
+    w = widgets.sweep_widget(_points(), kl_weight=1.0, threshold=3.0)
+    seen = []
+    box = widgets.retrain_button(lambda kl_weight: seen.append(kl_weight) or pd.DataFrame({"kl": [kl_weight]}),
+                                 "Train", inputs={"kl_weight": w.sliders["kl_weight"]})
+    w.sliders["kl_weight"].value = 10.0
+    box.button.click()
+    w.sliders["kl_weight"].value = 0.01
+    box.button.click()
+    assert seen == [10.0, 0.01] and box.result["kl"][0] == 0.01

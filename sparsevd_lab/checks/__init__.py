@@ -9,6 +9,10 @@ prints one line starting with ``OK:`` when the answer is right. One module per n
     a2      assignment A2 (compress a trained model for real)
     nb01    notebook 01 (the log-uniform prior)
     nb02    notebook 02 (the KL approximation)
+    nb03    notebook 03 (Sparse VD layers: the additive and local reparameterisations, compression)
+    nb04    notebook 04 (what the weights look like)
+    nb05    notebook 05 (random labels: the chance level, what a net without weights predicts)
+    nb06    notebook 06 (the KL weight, the threshold, compression for real)
 """
 from . import a1
 from .a1 import *  # noqa: F401,F403
@@ -16,7 +20,16 @@ from . import a2
 from .a2 import *  # noqa: F401,F403
 from .nb01 import *  # noqa: F401,F403
 from .nb02 import *  # noqa: F401,F403
+from .nb03 import *  # noqa: F401,F403
+from .nb04 import *  # noqa: F401,F403
+from .nb05 import *  # noqa: F401,F403
+from .nb06 import *  # noqa: F401,F403
 from .common import CheckFailed
 
 # One line per module: add "from .nbXX import *" and its __all__ here.
-__all__ = sorted(set(a1.__all__) | set(a2.__all__) | set(nb01.__all__) | set(nb02.__all__) | {"CheckFailed"})
+__all__ = sorted(set(a1.__all__) | set(a2.__all__) | set(nb01.__all__) | set(nb02.__all__)
+                 | {"CheckFailed"}
+                 | set(nb03.__all__)
+                 | set(nb04.__all__)
+                 | set(nb05.__all__)
+                 | set(nb06.__all__))

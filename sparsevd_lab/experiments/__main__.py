@@ -8,11 +8,11 @@ import sys
 import torch
 
 from ..checkpoint import CheckpointError
-from ..data import DataError
+from ..data import DATASETS, DataError
 from .runners import EXPERIMENTS, run_experiment
 
-OFFLINE_DATASETS = ("offline-digits", "fashion-mnist (with Debian's dataset-fashion-mnist)",
-                    "diabetes", "synthetic-cifar")
+OFFLINE_DATASETS = tuple(n if info.offline else f"{n} (with {info.local_dir})"
+                         for n, info in DATASETS.items() if info.offline or info.local_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ Every experiment returns one JSON-able dict with the same top level (see ``valid
      "config": {...}, "results": {...}, "files": {...}}
 
 Files are written to a temporary name in the destination folder and renamed into place with
-``os.replace`` (docs/CONVENTIONS.md), so an interrupted run never leaves a half-written result.
+``os.replace`` by ``sparsevd_lab.files`` (docs/CONVENTIONS.md), so an interrupted run never leaves a half-written result.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
+
+from ..files import atomic_write
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -56,28 +57,9 @@ class ResultSchemaError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, fsync it, then ``os.replace`` it onto
-    ``path``. If anything raises, the temporary file is removed and ``path`` is left untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600; give the file the usual permissions (0666 minus the umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """Call ``write(fh)`` on a temporary file next to ``path``, then rename it onto ``path``
+    (``sparsevd_lab.files.atomic_write``). If anything raises, ``path`` is left untouched."""
+    return atomic_write(path, write, mode)
 
 
 def jsonable(obj: Any) -> Any:
@@ -228,6 +210,15 @@ def upgrade_result(obj: Any) -> Any:
                     item["method"] = "pruning-matched"
     if isinstance(res.get("history"), dict) and "pruning-finetune" in res["history"]:
         res["history"]["pruning-matched"] = res["history"].pop("pruning-finetune")
+    # per-layer numbers keyed by nn.Sequential indices ("1", "3", ...) -> the layer names
+    cfg = obj.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("pruned_sparsity"), dict) \
+            and isinstance(cfg.get("layers"), list):
+        ps = cfg["pruned_sparsity"]
+        indexed = [k for k in ps if str(k).isdigit()]
+        if indexed and len(indexed) == len(cfg["layers"]):
+            named = dict(zip(cfg["layers"], (ps[k] for k in sorted(indexed, key=int))))
+            cfg["pruned_sparsity"] = {**named, **{k: v for k, v in ps.items() if k not in indexed}}
     return obj
 
 

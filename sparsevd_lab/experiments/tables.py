@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
+from ..reports import METHOD_NAMES
 from .common import RESULTS_DIR, validate_result
 
-__all__ = ["markdown_tables"]
+__all__ = ["epoch_seconds", "markdown_tables"]
 
 
 def _f(v, fmt="{:.2f}"):
@@ -20,20 +22,50 @@ def _f(v, fmt="{:.2f}"):
     return fmt.format(v)
 
 
+def _wall(p) -> str:
+    """The wall time; a run resumed over sittings records only its last sitting."""
+    note = " (run with --resume: the wall time of its last sitting)" if p.get("resumed_checkpoints") else ""
+    return f"wall {p['wall_time_s']:.0f} s{note}"
+
+
+def epoch_seconds(obj) -> dict[str, float]:
+    """Median measured seconds per epoch of each training phase in a result's history
+    (``{phase: seconds}``; phases without a per-epoch ``seconds`` column are left out)."""
+    hist = obj["results"].get("history") or {}
+    out = {}
+    for phase, h in hist.items():
+        if isinstance(h, dict) and h.get("seconds"):
+            out[phase] = float(statistics.median(h["seconds"]))
+        elif isinstance(h, dict):  # a sweep: one history per KL weight
+            secs = [x for v in h.values() if isinstance(v, dict) for x in v.get("seconds", [])]
+            if secs:
+                out[phase] = float(statistics.median(secs))
+    return out
+
+
+def _times(obj) -> str:
+    p, secs = obj["provenance"], epoch_seconds(obj)
+    if not secs:
+        return ""
+    where = f"{p.get('device', 'cpu')}, {p.get('cpu_threads', '?')} thread(s)"
+    return ("\n\nMeasured seconds per epoch (median over the run, " + where + "): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()) + ".")
+
+
 def _lenet(obj) -> str:
     p = obj["provenance"]
     lines = [f"**{obj['experiment']} on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; "
-             f"wall {p['wall_time_s']:.0f} s; `{p['command']}`)", "",
+             f"{_wall(p)}; `{p['command']}`)", "",
              "| method | error % | sparsity per layer % | compression | paper (MNIST): error %, "
              "sparsity, compression |", "|---|---|---|---|---|"]
-    labels = {"pruning-matched": "magnitude pruning, one-shot to Sparse VD's sparsity + fine-tune",
-              "pruning-iterative": "magnitude pruning, iterative, own operating point"}
     for r in obj["results"]["rows"]:
-        pm = r.get("paper_mnist", {})
+        # the paper's pruning row is Han et al. at their own operating point: never beside the
+        # matched-sparsity row (older result files put it there)
+        pm = {} if r["method"] == "pruning-matched" else r.get("paper_mnist", {})
         paper = f"{pm.get('error_%', '')}, {pm.get('sparsity_per_layer', '') or '-'}, " \
                 f"{pm.get('compression', '')}x" if pm else ""
         sp = r["sparsity_per_layer"] if r["method"] != "dense" else "-"
-        name = r.get("label") or labels.get(r["method"], r["method"])
+        name = METHOD_NAMES.get(r["method"], r.get("label") or r["method"])
         lines.append(f"| {name} | {_f(r['error_%'])} | {sp} | "
                      f"{_f(r['compression'], '{:.1f}')}x | {paper} |")
     return "\n".join(lines)
@@ -79,7 +111,7 @@ def _sweep(obj) -> str:
     p = obj["provenance"]
     res = obj["results"]
     lines = [f"**classification-sweep on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; "
-             f"wall {p['wall_time_s']:.0f} s; `{p['command']}`). Threshold 3 (the paper's):", "",
+             f"{_wall(p)}; `{p['command']}`). Threshold 3 (the paper's):", "",
              "| KL weight | error % | sparsity per layer % | compression |", "|---|---|---|---|"]
     for pt in res["points"]:
         if pt["threshold"] == 3.0:
@@ -95,7 +127,7 @@ def markdown_tables(root=None) -> str:
         obj = validate_result(json.loads(path.read_text()))
         fn = {"lenet300": _lenet, "lenet5": _lenet, "vgg-like": _lenet, "regression-sweep": _regression,
               "random-labels": _random, "classification-sweep": _sweep}[obj["experiment"]]
-        parts.append(f"<!-- {path.name} -->\n" + fn(obj))
+        parts.append(f"<!-- {path.name} -->\n" + fn(obj) + _times(obj))
     return "\n\n".join(parts) + "\n"
 
 

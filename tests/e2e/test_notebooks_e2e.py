@@ -3,7 +3,8 @@
 Every notebook is opened from a temporary copy (built from its jupytext source), run with
 "Run All Cells" in fast mode, and must finish with no error anywhere on the page. Then the sliders of
 notebooks 01, 04 and 06 are dragged with the mouse, and the widget's table and figure must become
-what the package computes from the shipped results for the value the slider shows.
+what the package computes from the shipped results (for 06's threshold slider: from the shipped model,
+re-masked and evaluated on Fashion-MNIST's test set) for the value the slider shows.
 """
 from __future__ import annotations
 
@@ -165,27 +166,19 @@ def test_snapshot_epoch_slider_04(ran):
 
 
 def test_sweep_sliders_06(ran):
-    """06: drag the reg-factor slider to its smallest value, then the threshold slider to its
+    """06: drag the KL-weight slider to its smallest value, then the threshold slider to its
     largest; after each drag the selected row and the accuracy-compression plot follow."""
-    import pandas as pd
-
     from sparsevd_lab import experiments, widgets
 
     page, _ = ran("06_compression_tables")
     try:
-        sweep = experiments.load_result("classification-sweep", dataset="offline-digits")
+        sweep = experiments.load_result("classification-sweep", dataset="fashion-mnist")
+        lenet = experiments.load_result("lenet300", dataset="fashion-mnist")
     except FileNotFoundError as err:
-        pytest.fail(f"no shipped classification-sweep result, so notebook 06 trained live and its "
-                    f"sliders cannot be checked against shipped numbers: {err}", pytrace=False)
+        pytest.fail(f"no shipped Fashion-MNIST sweep or lenet300 result, so notebook 06's sliders cannot "
+                    f"be checked against shipped numbers: {err}", pytrace=False)
     points = experiments.result_frame(sweep)
-    try:  # the reference rows, as notebook 06 builds them
-        lenet = experiments.load_result("lenet300", dataset="offline-digits")
-        ref = widgets.table1(lenet).reset_index()
-        reference = pd.DataFrame({"method": ref["method"] + " (lenet300 run)",
-                                  "error_%": ref["error % (ours)"],
-                                  "compression": ref["compression x (ours)"]}).iloc[:2]
-    except FileNotFoundError:
-        reference = None
+    reference = widgets.reference_rows(lenet)  # as notebook 06 builds it
     explorer = "sparsevd-sweep"
     rf_slider = H.slider(page, explorer, "KL weight")
     th_slider = H.slider(page, explorer, "threshold")
@@ -198,7 +191,36 @@ def test_sweep_sliders_06(ran):
         th = float(H.slider_state(th_slider)["readout"])
         table, fig = widgets.sweep_render(points, rf, th, reference)
         shown = _check_explorer(page, explorer, f"kl_weight = {rf:g}, threshold = {th:g}", table,
-                                fig, shown, f"06_sweep_step{step}_rf{rf:g}_th{th:g}",
+                                fig, shown, f"06_sweep_step{step}_kl{rf:g}_th{th:g}",
                                 row_label="Sparse VD (selected)")
     assert math.isclose(rf, min(points["kl_weight"])), rf
     assert math.isclose(th, max(points["threshold"])), th
+
+
+def test_threshold_slider_06(ran):
+    """06: drag the threshold slider of the live re-mask to 0 (a third of its track, -4 .. 8); the
+    table (test error and compression of the shipped model re-masked now) and the figure follow."""
+    import pandas as pd
+
+    from sparsevd_lab import data, experiments, notebook, widgets
+
+    page, _ = ran("06_compression_tables")
+    try:
+        notebook.check_data("fashion-mnist")
+    except RuntimeError as err:
+        pytest.fail(f"Fashion-MNIST is not on this machine, so notebook 06 skipped its threshold slider: "
+                    f"{err}", pytrace=False)
+    model = experiments.load_model("lenet300", dataset="fashion-mnist")
+    test = data.load_dataset("fashion-mnist", verbose=False).loaders(batch_size=1000)[1]
+    curve = pd.DataFrame(experiments.threshold_sweep(model, test, widgets.CURVE_THRESHOLDS))
+    explorer = "sparsevd-threshold"
+    th_slider = H.slider(page, explorer, "threshold")
+    _style()
+    before = H.explorer_output(page, explorer)
+    H.screenshot(page, "06_threshold_initial", page.locator(f".{explorer}").first)
+    st = H.slider_state(th_slider)
+    state = H.drag_slider(page, th_slider, (0.0 - st["min"]) / (st["max"] - st["min"]))
+    th = float(state["readout"])
+    assert math.isclose(th, 0.0, abs_tol=1e-9), f"the threshold slider ended on {state['readout']}, not 0"
+    table, fig = widgets.threshold_render(model, test, th, curve)
+    _check_explorer(page, explorer, f"threshold = {th:g}", table, fig, before, "06_threshold_0")

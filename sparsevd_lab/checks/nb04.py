@@ -1,0 +1,157 @@
+"""Checks for notebook 04 (what the weights look like): one per exercise.
+
+Both exercises read a trained model's ``log_alpha`` arrays (torch's layout: one row per output unit,
+one column per input) and decide what survives the threshold (kept: log alpha < threshold, the
+paper's rule and ``LinearSVDO``'s mask). The checks run the student's function on small seeded
+arrays built so that every known wrong answer gives a different result (dropped instead of kept,
+``all`` instead of ``any``, the wrong axis, ``<=`` at the threshold, a hard-coded threshold, only the
+incoming or only the outgoing weights of a unit), name the mistake, and print one line starting
+with ``OK:``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .common import _call, _fail, _ok
+
+__all__ = ["check_pixels_used", "check_alive_units"]
+
+
+def _as_bool(what: str, out, n: int, axis_hint: str) -> np.ndarray:
+    """The student's answer as a boolean vector of length ``n`` (numpy, torch, a list; a 28x28 map
+    is flattened; counts are read as "at least one")."""
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    try:
+        arr = np.asarray(out)
+    except (TypeError, ValueError):
+        _fail(what, f"expected an array with one value per {axis_hint}, got {type(out).__name__}")
+    if arr.size != n:
+        _fail(what, f"expected one value per {axis_hint} ({n} values), got shape {arr.shape}: "
+                    f"did you reduce over the wrong axis? log_alpha has one row per output unit and "
+                    f"one column per input")
+    if arr.dtype.kind not in "biuf":
+        _fail(what, f"expected True/False values, got dtype {arr.dtype}")
+    return arr.reshape(-1) != 0
+
+
+def _name_mistake(what: str, out: np.ndarray, expected: np.ndarray, wrong: dict, hint: str) -> None:
+    if np.array_equal(out, expected):
+        return
+    for name, value in wrong.items():
+        if np.array_equal(out, value):
+            _fail(what, f"you computed {name}. {hint}")
+    bad = np.flatnonzero(out != expected)
+    _fail(what, f"{len(bad)} of {len(expected)} values are wrong (first at index {bad[0]}: expected "
+                f"{bool(expected[bad[0]])}, got {bool(out[bad[0]])}). {hint}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 1: which input pixels does the first layer still read?
+# --------------------------------------------------------------------------------------------------
+
+def _fc1_case(seed: int, n_out: int = 40, n_in: int = 784, threshold: float = 3.0) -> np.ndarray:
+    """fc1-like log alpha: most columns wholly dropped, some with one kept weight, some with many,
+    a few weights exactly at the threshold (dropped: the rule is log alpha < threshold)."""
+    rng = np.random.default_rng(seed)
+    la = rng.uniform(threshold + 0.5, threshold + 12.0, size=(n_out, n_in))
+    used = rng.random(n_in) < 0.4
+    for j in np.flatnonzero(used):
+        k = rng.integers(1, max(2, n_out // 2))
+        la[rng.choice(n_out, size=k, replace=False), j] = rng.uniform(-6.0, threshold - 0.5, size=k)
+    at = rng.choice(np.flatnonzero(~used), size=5, replace=False)
+    la[0, at] = threshold  # exactly at the threshold: dropped
+    la[:, :2] = rng.uniform(-6.0, threshold - 0.5, size=(n_out, 2))  # two pixels every unit reads
+    return la
+
+
+def check_pixels_used(fn: Callable) -> None:
+    """``fn(log_alpha, threshold)`` with fc1's log alpha (out x in: 300 x 784 for LeNet-300-100) must
+    return, for every input pixel (column), whether at least one of its weights is kept
+    (log alpha < threshold): a boolean vector of 784 (or a 28x28 map)."""
+    what = "pixels_used"
+    hint = ("A pixel is used when at least one of its weights (its column of log_alpha) is kept, "
+            "and a weight is kept when log_alpha < threshold")
+    for seed, t in ((0, 3.0), (1, 0.0)):
+        la = _fc1_case(seed, threshold=t)
+        out = _as_bool(what, _call(what, fn, la.copy(), t), la.shape[1], "input pixel (column)")
+        kept = la < t
+        wrong = {
+            "the pixels whose weights are all kept (all instead of any)": kept.all(0),
+            "the pixels with a dropped weight (log_alpha >= threshold is the dropped side)":
+                (la >= t).any(0),
+            "the pixels whose weights are all dropped (the unused pixels, not the used ones)":
+                ~kept.any(0),
+            "log_alpha <= threshold: a weight exactly at the threshold is dropped (log_alpha < "
+            "threshold is kept)": (la <= t).any(0),
+        }
+        other = 3.0 if t != 3.0 else 0.0
+        wrong[f"the answer for threshold {other:g}, not {t:g} (use the threshold argument)"] = \
+            (la < other).any(0)
+        _name_mistake(what, out, kept.any(0), wrong, hint)
+    n = int(kept.any(0).sum())
+    _ok(what, f"a pixel is used when any of its weights has log alpha < threshold ({n} of "
+              f"{la.shape[1]} in the test case)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 2: how many fc1 units are still alive?
+# --------------------------------------------------------------------------------------------------
+
+def _alive_case(seed: int, threshold: float, n_in: int = 30, n_hidden: int = 24, n_out: int = 8):
+    """fc1 (hidden x in) and fc2 (out x hidden) log alpha in which hidden units come in four kinds:
+    both incoming and outgoing weights kept, only incoming, only outgoing, none."""
+    rng = np.random.default_rng(seed)
+    la1 = rng.uniform(threshold + 0.5, threshold + 10.0, size=(n_hidden, n_in))
+    la2 = rng.uniform(threshold + 0.5, threshold + 10.0, size=(n_out, n_hidden))
+    kind = np.arange(n_hidden) % 4  # 0 both, 1 in only, 2 out only, 3 none
+    rng.shuffle(kind)
+    for u in range(n_hidden):
+        if kind[u] in (0, 1):
+            k = rng.integers(1, n_in // 3)
+            la1[u, rng.choice(n_in, size=k, replace=False)] = rng.uniform(-5.0, threshold - 0.5, size=k)
+        if kind[u] in (0, 2):
+            k = rng.integers(1, n_out)
+            la2[rng.choice(n_out, size=k, replace=False), u] = rng.uniform(-5.0, threshold - 0.5, size=k)
+    both = np.flatnonzero(kind == 0)
+    la1[both[0], :] = rng.uniform(-5.0, threshold - 0.5, size=n_in)  # one unit keeps every input
+    la1[both[1], 0] = threshold  # an extra weight exactly at the threshold (dropped)
+    la1[np.flatnonzero(kind == 3)[0], 1] = threshold  # the only 'kept' weight of a dead unit is at it
+    la1[np.flatnonzero(kind == 2)[0], 1] = threshold  # an out-only unit whose one input is at it
+    return la1, la2
+
+
+def check_alive_units(fn: Callable) -> None:
+    """``fn(log_alpha_fc1, log_alpha_fc2, threshold)`` must return, for every fc1 unit (a row of fc1,
+    a column of fc2), whether it is alive: at least one kept incoming weight *and* at least one kept
+    outgoing weight (kept: log alpha < threshold). A boolean vector, one value per fc1 unit."""
+    what = "alive_units"
+    hint = ("A unit of fc1 is alive when it receives at least one kept weight (its row of fc1) and "
+            "passes its output on through at least one kept weight (its column of fc2)")
+    for seed, t in ((0, 3.0), (1, 1.0)):
+        la1, la2 = _alive_case(seed, t)
+        out = _as_bool(what, _call(what, fn, la1.copy(), la2.copy(), t), la1.shape[0],
+                       "fc1 unit (a row of fc1, a column of fc2)")
+        k1, k2 = la1 < t, la2 < t
+        inc, outg = k1.any(1), k2.any(0)
+        wrong = {
+            "the units with a kept incoming weight only: a unit whose outgoing weights are all "
+            "dropped is read by nobody": inc,
+            "the units with a kept outgoing weight only: a unit that receives nothing outputs a "
+            "constant": outg,
+            "incoming OR outgoing: a unit needs both": inc | outg,
+            "the units whose weights are all kept (all instead of any)": k1.all(1) & k2.all(0),
+            "the dead units, not the alive ones": ~(inc & outg),
+            "the units with dropped weights (log_alpha >= threshold is the dropped side)":
+                (la1 >= t).any(1) & (la2 >= t).any(0),
+            "log_alpha <= threshold: a weight exactly at the threshold is dropped":
+                (la1 <= t).any(1) & (la2 <= t).any(0),
+        }
+        other = 3.0 if t != 3.0 else 1.0
+        wrong["the answer for another threshold (use the threshold argument)"] = \
+            (la1 < other).any(1) & (la2 < other).any(0)
+        _name_mistake(what, out, inc & outg, wrong, hint)
+    _ok(what, f"a unit is alive with a kept incoming and a kept outgoing weight ({int((inc & outg).sum())} "
+              f"of {la1.shape[0]} in the test case)")

@@ -1,0 +1,172 @@
+"""Checks for notebook 06 (the KL weight, the threshold, and compression for real): one per exercise.
+
+``check_frontier_point`` gives the student's function small seeded tables of (KL weight, threshold)
+points in which every known wrong rule picks a different point (the lowest error, the highest
+compression ignoring the budget, the budget's inequality reversed or made strict, the lowest
+compression within the budget). ``check_csr_bytes`` gives it weight matrices with empty rows, not
+square, and two sets of value / index sizes, so that dense storage, COO, CSC, a missing row pointer
+or missing column indices each give a different count. Both print one line starting with ``OK:``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .common import CheckFailed, _call, _fail, _ok
+
+__all__ = ["check_frontier_point", "check_csr_bytes"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 1: the frontier point for an error budget
+# --------------------------------------------------------------------------------------------------
+
+def _points(seed: int) -> pd.DataFrame:
+    """A sweep-like table: KL weights x thresholds, error growing with compression, with noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kw in (0.1, 0.3, 1.0, 3.0, 10.0):
+        for t in np.arange(0.0, 5.01, 1.0):
+            log_comp = 1.6 + 0.5 * np.log10(kw) - 0.06 * t + rng.normal(0, 0.05)
+            rows.append({"kl_weight": kw, "threshold": float(t),
+                         "error_%": round(10.0 + 1.5 * log_comp ** 2 + rng.normal(0, 0.2), 2),
+                         "compression": float(10 ** log_comp)})
+    return pd.DataFrame(rows)
+
+
+def _key(row) -> tuple[float, float]:
+    return round(float(row["kl_weight"]), 6), round(float(row["threshold"]), 6)
+
+
+def _as_row(what: str, out, points: pd.DataFrame):
+    """The student's answer as a (kl_weight, threshold) key: a Series, a dict, a one-row DataFrame,
+    or an index label of ``points``."""
+    if isinstance(out, pd.DataFrame):
+        if len(out) != 1:
+            _fail(what, f"expected one point, got a table of {len(out)} rows: pick the single row "
+                        f"with the highest compression")
+        out = out.iloc[0]
+    if isinstance(out, (int, np.integer)) and out in points.index:
+        out = points.loc[out]
+    if isinstance(out, (pd.Series, dict)):
+        try:
+            return _key(out)
+        except KeyError:
+            pass
+    _fail(what, f"expected the chosen point as a row of `points` (a pandas Series such as "
+                f"points.loc[i], or a dict) with its kl_weight and threshold; got {type(out).__name__}")
+
+
+def check_frontier_point(fn: Callable) -> None:
+    """``fn(points, budget)`` must return the point (a row of ``points``: columns kl_weight,
+    threshold, error_%, compression) with the highest compression among the points whose test
+    error is within the budget (error_% <= budget, in %), and raise ``ValueError`` when no point is."""
+    what = "frontier_point"
+    hint = "Keep the points with error_% <= budget, then take the one with the largest compression"
+    for seed in (0, 1):
+        points = _points(seed)
+        errs = np.sort(points["error_%"].unique())
+        # a budget equal to one point's error (the bound is included), and one between two errors
+        for budget in (float(errs[len(errs) // 3]), float(errs[len(errs) // 2]) + 0.15):
+            ok = points[points["error_%"] <= budget]
+            right = _key(ok.loc[ok["compression"].idxmax()])
+            got = _as_row(what, _call(what, fn, points.copy(), budget), points)
+            if got == right:
+                continue
+            strict = points[points["error_%"] < budget]
+            wrong = {
+                "the point whose error is closest to the budget (not the most compressed)":
+                    points.loc[(points["error_%"] - budget).abs().idxmin()],
+                "the point with the lowest error (the budget lets you trade error for compression: "
+                "use all of it)": points.loc[points["error_%"].idxmin()],
+                "the point with the highest compression, ignoring the budget (or with the inequality "
+                "reversed: error_% > budget)": points.loc[points["compression"].idxmax()],
+                "the lowest compression within the budget (idxmin instead of idxmax)":
+                    ok.loc[ok["compression"].idxmin()],
+            }
+            if len(strict):
+                wrong["error_% < budget: a point exactly at the budget is within it (<=)"] = \
+                    strict.loc[strict["compression"].idxmax()]
+            for name, row in wrong.items():
+                if got == _key(row) and right != _key(row):
+                    _fail(what, f"for budget {budget:g} % you picked {name}. {hint}")
+            _fail(what, f"for budget {budget:g} % expected KL weight {right[0]:g}, threshold "
+                        f"{right[1]:g}; got KL weight {got[0]:g}, threshold {got[1]:g}. {hint}")
+    # no point within the budget
+    try:
+        out = fn(points.copy(), float(points["error_%"].min()) - 1.0)
+    except ValueError:
+        pass
+    except NotImplementedError:
+        raise
+    except CheckFailed:
+        raise
+    except Exception as err:  # noqa: BLE001 - the student's own failure, reported with its type
+        _fail(what, f"with a budget no point meets it raised {type(err).__name__} ({err}); raise "
+                    f"ValueError with a message saying that no point is within the budget")
+    else:
+        _fail(what, f"with a budget no point meets it returned {type(out).__name__} instead of raising "
+                    f"ValueError: check that some point is within the budget before picking one")
+    _ok(what, f"= the most compressed point with error_% <= budget (test case: KL weight {right[0]:g}, "
+              f"threshold {right[1]:g}); a budget nobody meets raises ValueError")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 2: bytes of a weight matrix stored in CSR
+# --------------------------------------------------------------------------------------------------
+
+def _matrices() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 11)) * (rng.random((7, 11)) < 0.3)
+    a[2] = 0.0  # an empty row
+    b = rng.normal(size=(100, 300)) * (rng.random((100, 300)) < 0.03)
+    b[:, :40] = 0.0
+    c = np.zeros((5, 3))
+    return [a, b, c]
+
+
+def check_csr_bytes(fn: Callable) -> None:
+    """``fn(weight, value_bytes=4, index_bytes=4)`` must return the bytes a 2-d weight matrix takes in
+    CSR (compressed sparse row) storage: each kept (non-zero) weight's value and column index, plus
+    one row pointer per row and one more (rows + 1), each index ``index_bytes`` long."""
+    what = "csr_bytes"
+    hint = ("CSR stores, for every kept weight, its value and its column index, plus rows + 1 row "
+            "pointers (where each row starts, and the end)")
+    for w in _matrices():
+        for vb, ib in ((4, 4), (2, 8)):
+            out = _call(what, fn, w.copy(), vb, ib)
+            try:
+                got = float(out.item() if hasattr(out, "item") else out)
+            except (TypeError, ValueError):
+                _fail(what, f"expected a number of bytes, got {type(out).__name__}")
+            rows, cols = w.shape
+            nnz = int(np.count_nonzero(w))
+            right = nnz * (vb + ib) + (rows + 1) * ib
+            if got == right:
+                continue
+            wrong = {
+                "the dense size (every weight, kept or not)": w.size * vb,
+                "no row pointers": nnz * (vb + ib),
+                "rows row pointers: CSR needs one more (rows + 1: where the last row ends)":
+                    nnz * (vb + ib) + rows * ib,
+                "COO (a row and a column index per weight), not CSR": nnz * (vb + 2 * ib),
+                "no column indices (values and row pointers only: where in the row is each value?)":
+                    nnz * vb + (rows + 1) * ib,
+                "CSC's column pointers (columns + 1), not CSR's row pointers (rows + 1)":
+                    nnz * (vb + ib) + (cols + 1) * ib,
+                "4-byte values and indices whatever value_bytes and index_bytes say (use the "
+                "arguments)": nnz * 8 + (rows + 1) * 4,
+                "a count of entries, not bytes": nnz + nnz + rows + 1,
+                "bits, not bytes": 8 * right,
+            }
+            for name, value in wrong.items():
+                if got == value and value != right:
+                    _fail(what, f"you computed {name}. {hint}")
+            _fail(what, f"for a {rows}x{cols} matrix with {nnz} kept weights, {vb}-byte values and "
+                        f"{ib}-byte indices expected {right} bytes, got {out!r}. {hint}")
+    b = _matrices()[1]
+    _ok(what, f"= nnz (value + index) + (rows + 1) index: a 100x300 matrix with {np.count_nonzero(b)} "
+              f"kept weights takes {np.count_nonzero(b) * 8 + 101 * 4:,} bytes in CSR against "
+              f"{b.size * 4:,} dense (float32, int32)")
