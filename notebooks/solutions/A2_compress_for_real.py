@@ -317,7 +317,7 @@ print(f"CSR net: test error {error_pct(svd_net):.2f} % (the Sparse VD model: {sv
 # rows + 1 row pointers. An index needs no more bits than its largest value: `fc1`'s column numbers
 # are below 784, so `uint16` (2 bytes) holds them, where `int64` would take 8.
 #
-# **Exercise 4** (5 minutes). Write `csr_bytes(n_rows, n_cols, nnz)`: float32 values, column numbers
+# **Exercise 4** (5 minutes). Write `csr_nbytes(n_rows, n_cols, nnz)`: float32 values, column numbers
 # in the smallest of `uint8`, `uint16`, `uint32` that holds `n_cols - 1`, row pointers in the smallest
 # that holds `nnz`.
 #
@@ -325,7 +325,7 @@ print(f"CSR net: test error {error_pct(svd_net):.2f} % (the Sparse VD model: {sv
 # smaller than the dense one, more, or less?
 
 # %%
-def csr_bytes(n_rows, n_cols, nnz):
+def csr_nbytes(n_rows, n_cols, nnz):
     """Bytes of a CSR matrix: float32 values and the smallest unsigned index types."""
     ### BEGIN SOLUTION
     def smallest(max_value):
@@ -336,7 +336,7 @@ def csr_bytes(n_rows, n_cols, nnz):
 
 
 # %%
-checks.check_csr_bytes(csr_bytes)
+checks.check_csr_nbytes(csr_nbytes)
 
 
 # %% [markdown]
@@ -372,10 +372,10 @@ def save_csr(path, weights, biases, inputs):
 folder = tempfile.mkdtemp(prefix="a2_")
 dense_bytes = save_dense(os.path.join(folder, "dense.npz"), dense_w, dense_b)
 svd_bytes = save_csr(os.path.join(folder, "sparse_vd_csr.npz"), svd_w, svd_b, svd_inputs)
-predicted = sum(csr_bytes(w.shape[0], w.shape[1], int((w != 0).sum())) + 4 * len(b)
+predicted = sum(csr_nbytes(w.shape[0], w.shape[1], int((w != 0).sum())) + 4 * len(b)
                 for w, b in zip(svd_w, svd_b)) + 2 * len(svd_inputs)
 print(f"dense file {dense_bytes:,} bytes; CSR file {svd_bytes:,} bytes "
-      f"({dense_bytes / svd_bytes:.1f}x smaller); your csr_bytes + biases + inputs predicted "
+      f"({dense_bytes / svd_bytes:.1f}x smaller); your csr_nbytes + biases + inputs predicted "
       f"{predicted:,} (the rest is the .npz headers)")
 
 # %% [markdown]
