@@ -208,14 +208,14 @@ def smallest_uint(m):
     return 1 if m <= 255 else 2 if m <= 65535 else 4
 
 
-def csr_bytes(n_rows, n_cols, nnz):
+def csr_nbytes(n_rows, n_cols, nnz):
     return nnz * 4 + nnz * smallest_uint(n_cols - 1) + (n_rows + 1) * smallest_uint(nnz)
 
 
-def test_csr_bytes_correct(capsys):
-    checks.check_csr_bytes(csr_bytes)
-    assert capsys.readouterr().out.startswith("OK: csr_bytes")
-    assert a2.csr_bytes_reference(300, 784, 4000) == 4000 * 6 + 301 * 2
+def test_csr_nbytes_correct(capsys):
+    checks.check_csr_nbytes(csr_nbytes)
+    assert capsys.readouterr().out.startswith("OK: csr_nbytes")
+    assert a2.csr_nbytes_reference(300, 784, 4000) == 4000 * 6 + 301 * 2
 
 
 @pytest.mark.parametrize("fn,message", [
@@ -231,9 +231,9 @@ def test_csr_bytes_correct(capsys):
     (lambda r, c, z: z * (8 + smallest_uint(c - 1)) + (r + 1) * smallest_uint(z), "float64"),
     (lambda r, c, z: "many", "a number of bytes"),
 ])
-def test_csr_bytes_wrong(fn, message):
+def test_csr_nbytes_wrong(fn, message):
     with pytest.raises(CheckFailed, match=message):
-        checks.check_csr_bytes(fn)
+        checks.check_csr_nbytes(fn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,3 +358,21 @@ def test_operating_point_wrong(fn, message):
 def test_every_a2_check_is_exported():
     for name in a2.__all__:
         assert getattr(checks, name) is getattr(a2, name)
+
+
+def test_check_names_are_unique_across_modules():
+    """`from .module import *` in sparsevd_lab.checks: a name defined twice would let one notebook's
+    check replace another's (A2's and notebook 06's CSR byte counts once collided)."""
+    import importlib
+
+    seen = {}
+    for name in ("a1", "a2", "nb01", "nb02", "nb03", "nb04", "nb05", "nb06"):
+        try:
+            module = importlib.import_module(f"sparsevd_lab.checks.{name}")
+        except ImportError:
+            continue
+        for symbol in module.__all__:
+            if symbol == "CheckFailed":
+                continue
+            assert symbol not in seen, f"{symbol} is exported by both {seen[symbol]} and {name}"
+            seen[symbol] = name

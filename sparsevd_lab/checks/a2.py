@@ -22,7 +22,7 @@ __all__ = [
     "check_remove_dead_units",
     "check_to_csr",
     "check_csr_linear",
-    "check_csr_bytes",
+    "check_csr_nbytes",
     "check_median_time",
     "check_magnitude_masks",
     "check_operating_point",
@@ -302,16 +302,16 @@ def smallest_uint(max_value: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-def csr_bytes_reference(n_rows: int, n_cols: int, nnz: int) -> int:
+def csr_nbytes_reference(n_rows: int, n_cols: int, nnz: int) -> int:
     return (nnz * 4 + nnz * smallest_uint(max(n_cols - 1, 0)).itemsize
             + (n_rows + 1) * smallest_uint(nnz).itemsize)
 
 
-def check_csr_bytes(fn: Callable) -> None:
+def check_csr_nbytes(fn: Callable) -> None:
     """``fn(n_rows, n_cols, nnz)`` must return the bytes of a CSR matrix: float32 values, column
     numbers in the smallest unsigned integer type that holds n_cols - 1, and rows + 1 row pointers
     in the smallest that holds nnz (uint8, uint16 or uint32)."""
-    what = "csr_bytes"
+    what = "csr_nbytes"
     cases = [(300, 784, 4000), (100, 300, 800), (10, 100, 200), (40, 200, 70000), (3, 70000, 5)]
     for rows, cols, nnz in cases:
         got = _call(what, fn, rows, cols, nnz)
@@ -319,7 +319,7 @@ def check_csr_bytes(fn: Callable) -> None:
             got = int(got)
         except (TypeError, ValueError):
             _fail(what, f"expected a number of bytes; got {type(got).__name__}")
-        want = csr_bytes_reference(rows, cols, nnz)
+        want = csr_nbytes_reference(rows, cols, nnz)
         if got == want:
             continue
         ci = smallest_uint(max(cols - 1, 0)).itemsize
@@ -348,7 +348,7 @@ def check_csr_bytes(fn: Callable) -> None:
                     f"({nnz} x 4 value bytes + {nnz} x {ci} column bytes + {rows + 1} x {pi} "
                     f"pointer bytes); got {got}")
     _ok(what, f"4 value bytes + the smallest index types: a 300x784 layer with 4,000 kept weights "
-              f"takes {csr_bytes_reference(300, 784, 4000):,} bytes (dense: {300 * 784 * 4:,})")
+              f"takes {csr_nbytes_reference(300, 784, 4000):,} bytes (dense: {300 * 784 * 4:,})")
 
 
 # --------------------------------------------------------------------------------------------------
