@@ -5,7 +5,8 @@ wrong answers with a message that names the mistake (``CheckFailed``, an ``Asser
 prints one line starting with ``OK:`` when the answer is right. One module per notebook:
 
     common  the shared machinery (CheckFailed, _fail, _ok, _seeded, ...)
-    a1      assignment A1 (Sparse VD from scratch)
+    a1      assignment A1 (Sparse VD from scratch): the layer exercises, re-exports a1_training
+    a1_training  assignment A1: one training step on one batch, the outcome of the training run
     a2      assignment A2 (compress a trained model for real)
     nb01    notebook 01 (the log-uniform prior)
     nb02    notebook 02 (the KL approximation)

@@ -77,3 +77,8 @@ def _as_tensor(what: str, out, shape=None) -> Tensor:
 
 def _close(a: Tensor, b: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     return bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=rtol, atol=atol))
+
+
+# The authors' code clamps log alpha to this range before the KL and the mask (A1 exercise 5);
+# shared by the layer checks (a1) and the training checks (a1_training).
+LOG_ALPHA_CLAMP = (-10.0, 10.0)
