@@ -80,6 +80,8 @@ def test_plot_history_single_and_dict():
     fig = _labelled(plots.plot_history({"dense": h.drop(columns="sparsity_%"), "svd": h}))
     assert len(fig.axes[1].lines) == 1
     _labelled(plots.plot_history(h, sparsity=False))
+    fig = plots.plot_history(h, legend_loc="lower right", legend_ncol=2)  # placed where asked
+    assert fig.axes[0].get_legend()._loc == 4 and fig.axes[0].get_legend()._ncols == 2
 
 
 def test_weight_image_masks_dropped():
@@ -145,6 +147,10 @@ def test_plot_regression_sweep():
     fig = _labelled(plots.plot_regression_sweep(t, kl_weight=1.0))
     assert np.allclose(fig.axes[1].lines[0].get_ydata(), [1.0, 95.0])
     assert fig.axes[0].lines[-1].get_xdata()[0] == 1.0  # the selection marker
+    assert fig.axes[0].get_xlabel() == fig.axes[1].get_xlabel()  # "0 drawn at 1e-6" on both panels
+    for a in fig.axes:  # the grey line is explained in each panel's legend
+        assert "selected KL weight" in " ".join(t.get_text() for t in a.get_legend().get_texts())
+    assert plots.plot_regression_sweep(t).axes[1].get_legend() is None  # nothing selected, no line
 
 
 def test_animate_snapshots(tmp_path):
