@@ -305,7 +305,7 @@ report.round(2)
 # %%
 result = nb.shipped_result("lenet300", dataset=RESULT_DATASET, retrain=False)
 t1 = widgets.table1(result)
-t1.round(2).fillna("-")  # "-": the paper has no such row
+t1.round(2).astype(object).fillna("-")  # "-": the paper has no such row
 
 # %% [markdown]
 # How to read it: error in %, sparsity per layer as the paper writes it (the share of weights dropped in

@@ -258,9 +258,9 @@ print(f"units with at least one kept input weight: {int((kept_per_unit > 0).sum(
       f"the 16 shown keep {kept_per_unit[ranked].min()} to {kept_per_unit[ranked].max()} of their 784 input weights")
 
 # %% [markdown]
-# Even the busiest survivors read only 60 to 94 of the 784 pixels, scattered over the area where the
-# garments are, with positive (red) and negative (blue) weights mixed: not the smooth stroke templates of a
-# dense net's first layer. Sparse VD keeps, for each surviving unit, a few informative pixels; the other
+# Even the busiest survivors read only 63 to 94 of the 784 pixels (printed above), scattered over the
+# area where the garments are, with positive (red) and negative (blue) weights mixed: not the smooth
+# stroke templates of a dense net's first layer. Sparse VD keeps, for each surviving unit, a few informative pixels; the other
 # 233 units keep nothing at all.
 #
 # ### How many fc1 units are still alive?
