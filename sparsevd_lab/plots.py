@@ -675,9 +675,10 @@ def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
         a.set_xlabel(xlabel)
         if kl_weight is not None:
             a.axvline(max(kl_weight, 1e-6), color="0.2", lw=2, alpha=0.5,
-                      label=f"grey line: the selected KL weight ({kl_weight:g})")
+                      label="grey line: the selected KL weight")
     ax.set(ylabel="MSE (units of target variance)", title="Error against the KL weight")
-    ax.legend(fontsize="x-small")
+    # between the curves, clear of the line drawn at 1e-6 (KL weight 0)
+    ax.legend(fontsize="x-small", loc="lower left", bbox_to_anchor=(0.1, 0.22))
     ax2.set(ylabel="weights dropped (%)", ylim=(-2, 102), title="Sparsity against the KL weight")
     if kl_weight is not None:
         ax2.legend(fontsize="x-small", loc="upper left")
