@@ -107,7 +107,7 @@ tables = widgets.static_fallback(lambda epoch: widgets.snapshot_render(snaps, ep
 # on 3,500 training digits the KL term weighs about 15x more against the data and thins further.
 #
 # **The animation** of the filters over all snapshots, made with matplotlib's `PillowWriter`, saved to
-# `figures/04_lenet5_conv1.gif` and shown here (default mode; each frame is one epoch):
+# `figures/04_lenet5_conv1.gif` and shown here (default mode; one frame per snapshot, 20 epochs apart):
 
 # %%
 frames = [[plots.weight_image(w[0], la[0], THRESHOLD)
@@ -255,12 +255,12 @@ fig = plots.plot_weight_grid(imgs, ncols=8, cell=1.5, vmax=vmax,
 nb.savefig(fig, "04_receptive_fields.png")
 plt.show()
 print(f"units with at least one kept input weight: {int((kept_per_unit > 0).sum())} of 300; "
-      f"kept weights per unit, largest: {kept_per_unit[ranked[:5]].tolist()}")
+      f"the 16 shown keep {kept_per_unit[ranked].min()} to {kept_per_unit[ranked].max()} of their 784 input weights")
 
 # %% [markdown]
-# Even the busiest survivors read only 60 to 94 of the 784 pixels, scattered over the area where the
-# garments are, with positive (red) and negative (blue) weights mixed: not the smooth stroke templates of a
-# dense net's first layer. Sparse VD keeps, for each surviving unit, a few informative pixels; the other
+# Even the busiest survivors read only 63 to 94 of the 784 pixels (printed above), scattered over the
+# area where the garments are, with positive (red) and negative (blue) weights mixed: not the smooth
+# stroke templates of a dense net's first layer. Sparse VD keeps, for each surviving unit, a few informative pixels; the other
 # 233 units keep nothing at all.
 #
 # ### How many fc1 units are still alive?
@@ -273,7 +273,8 @@ print(f"units with at least one kept input weight: {int((kept_per_unit > 0).sum(
 #
 # **Exercise 2 (code, 10 min).** Write `alive_units(log_alpha_fc1, log_alpha_fc2, threshold)`: for every
 # unit of fc1, True when it has at least one kept incoming weight (in fc1) and at least one kept outgoing
-# weight (in fc2). Mind which axis of each matrix belongs to the unit (torch stores out x in).
+# weight (in fc2). A weight is kept when $\log\alpha$ is below the threshold (sec. 4.3), in both matrices.
+# Mind which axis of each matrix belongs to the unit (torch stores out x in).
 
 # %%
 def alive_units(log_alpha_fc1, log_alpha_fc2, threshold):

@@ -334,9 +334,12 @@ def plot_additive_reparam(single: pd.DataFrame, layer: pd.DataFrame | None = Non
 
 
 def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Sequence[str] = (
-        "train_acc", "test_acc"), sparsity: bool = True, title: str = ""):
+        "train_acc", "test_acc"), sparsity: bool = True, title: str = "", legend_loc: str = "best",
+        legend_ncol: int = 1):
     """Per-epoch curves from ``fit`` histories: accuracy (%) on the left, sparsity (%) on the right.
-    ``history`` is one DataFrame or {model name: DataFrame}."""
+    ``history`` is one DataFrame or {model name: DataFrame}. ``legend_loc`` / ``legend_ncol`` place
+    the left panel's legend (matplotlib's ``loc`` / ``ncol``), e.g. "lower right" with 2 columns to
+    keep it off long curves."""
     runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
     fig, axes = _fig_axes(2 if sparsity else 1)
     # a marker per epoch reads well for a short run and overplots a long one (200 epochs)
@@ -357,7 +360,7 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
     acc = any(m.endswith("acc") for m in metrics)
     axes[0].set(xlabel="epoch", ylabel="accuracy (%)" if acc else "MSE (target variance units)",
                 title=title or "Training curves")
-    axes[0].legend(fontsize="small")
+    axes[0].legend(fontsize="small", loc=legend_loc, ncol=legend_ncol)
     if sparsity:
         axes[1].set(xlabel="epoch", ylabel="weights dropped (%)", ylim=(-2, 102),
                     title="Sparsity (log alpha >= threshold)")
@@ -674,14 +677,18 @@ def plot_regression_sweep(table: pd.DataFrame, kl_weight: float | None = None):
         ax.axhline(float(dense["train_mse"].iloc[0]), color=PALETTE[0], ls=":", label="dense, train")
         ax.axhline(float(dense["test_mse"].iloc[0]), color=PALETTE[1], ls=":", label="dense, test")
     ax2.plot(x, sv["sparsity_%"], "-o", color=PALETTE[2])
+    xlabel = "KL weight (log scale; 0 drawn at 1e-6)"
     for a in (ax, ax2):
         a.set_xscale("log")
+        a.set_xlabel(xlabel)
         if kl_weight is not None:
-            a.axvline(max(kl_weight, 1e-6), color="0.2", lw=2, alpha=0.5)
-    ax.set(xlabel="KL weight (log scale; 0 drawn at 1e-6)",
-           ylabel="MSE (units of target variance)", title="Error against the KL weight")
-    ax.legend(fontsize="x-small")
-    ax2.set(xlabel="KL weight (log scale)", ylabel="weights dropped (%)",
-            ylim=(-2, 102), title="Sparsity against the KL weight")
+            a.axvline(max(kl_weight, 1e-6), color="0.2", lw=2, alpha=0.5,
+                      label="grey line: the selected KL weight")
+    ax.set(ylabel="MSE (units of target variance)", title="Error against the KL weight")
+    # between the curves, clear of the line drawn at 1e-6 (KL weight 0)
+    ax.legend(fontsize="x-small", loc="lower left", bbox_to_anchor=(0.1, 0.22))
+    ax2.set(ylabel="weights dropped (%)", ylim=(-2, 102), title="Sparsity against the KL weight")
+    if kl_weight is not None:
+        ax2.legend(fontsize="x-small", loc="upper left")
     fig.tight_layout()
     return fig
