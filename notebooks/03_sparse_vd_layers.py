@@ -278,7 +278,7 @@ history[["epoch", "kl_weight", "train_acc", "test_acc", "sparsity_%", "compressi
 report = svd.sparsity_report(model)
 print(f"test accuracy {svd.evaluate(model, data.loaders()[1])['acc']:.3f}; per-layer sparsity "
       f"{report.attrs['paper_string']} % ({'-'.join(report.index[:-1])}); "
-      f"compression {report.loc['total', 'compression_x']:.1f}x")
+      f"compression {report.loc['total', 'compression']:.1f}x")
 report.round(2)
 
 # %% [markdown]

@@ -87,13 +87,13 @@ def sparsity_report(model: nn.Module, threshold: float | None = None) -> pd.Data
     for name, (_, n, kept) in zip(_display_names(model, [r[0] for r in rows]), rows):
         records.append({"layer": name, "weights": n, "kept": kept,
                         "sparsity_%": 100.0 * (1 - kept / n),
-                        "compression_x": float("inf") if kept == 0 else n / kept})
+                        "compression": float("inf") if kept == 0 else n / kept})
     total = sum(r["weights"] for r in records)
     kept = sum(r["kept"] for r in records)
     paper = "-".join(f"{r['sparsity_%']:.1f}" for r in records)
     records.append({"layer": "total", "weights": total, "kept": kept,
                     "sparsity_%": 100.0 * (1 - kept / total),
-                    "compression_x": float("inf") if kept == 0 else total / kept})
+                    "compression": float("inf") if kept == 0 else total / kept})
     df = pd.DataFrame.from_records(records).set_index("layer")
     df["per_layer"] = ""
     df.loc["total", "per_layer"] = paper

@@ -25,7 +25,7 @@ def test_sparsity_report_counts():
     assert df.loc["fc2", "kept"] == 30
     assert df.loc["total", "kept"] == 40 and df.loc["total", "weights"] == 140
     assert df.loc["fc1", "sparsity_%"] == pytest.approx(90.0)
-    assert df.loc["total", "compression_x"] == pytest.approx(140 / 40)
+    assert df.loc["total", "compression"] == pytest.approx(140 / 40)
     assert df.attrs["paper_string"] == "90.0-25.0" == df.loc["total", "per_layer"]
 
 

@@ -566,7 +566,7 @@ final = time_in_turns({"dense": dense_net, "Sparse VD": svd_net, "pruning": mp_n
 
 def row(name, key, error, kept_weights, nbytes):
     return {"model": name, "error_%": error, "kept": kept_weights,
-            "compression_x": total / kept_weights, "bytes": nbytes, "bytes_ratio_x": dense_bytes / nbytes,
+            "compression": total / kept_weights, "bytes": nbytes, "bytes_ratio_x": dense_bytes / nbytes,
             "ms_batch_1": final[1][key], "ms_batch_1000": final[1000][key],
             "speed-up_batch_1000": final[1000]["dense"] / final[1000][key]}
 
