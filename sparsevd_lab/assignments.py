@@ -333,14 +333,26 @@ def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600,
     import nbformat
     from nbclient import NotebookClient
 
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
     path = Path(path)
-    notebook = nbformat.read(path, as_version=4)
     before = os.environ.get("SPARSEVD_FAST")
     os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
     try:
-        NotebookClient(notebook, timeout=timeout, startup_timeout=timeout, kernel_name="python3",
-                       allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+        # A kernel that never answers (seen now and then on a loaded machine, the kernel idle and
+        # the client waiting) is not the student's mistake: one fresh kernel gets a second try.
+        for attempt in (1, 2):
+            notebook = nbformat.read(path, as_version=4)
+            try:
+                NotebookClient(notebook, timeout=timeout, startup_timeout=timeout,
+                               kernel_name="python3", allow_errors=True,
+                               resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
+                break
+            except (CellTimeoutError, DeadKernelError) as err:
+                if attempt == 2:
+                    raise
+                print(f"verify {path.name}: {type(err).__name__} ({err}); once more with a fresh "
+                      f"kernel", file=sys.stderr, flush=True)
     finally:
         if before is None:
             os.environ.pop("SPARSEVD_FAST", None)

@@ -257,7 +257,7 @@ def test_solution_notebook_passes_every_check_in_fast_mode(name, tmp_path):
 def test_student_notebook_fails_only_at_its_stubs(name, tmp_path):
     target = tmp_path / f"{name}.ipynb"
     shutil.copy(STUDENTS / f"{name}.ipynb", target)
-    errors = asg.verify(target, fast=True)  # raises on any error but NotImplementedError
+    errors = asg.verify(target, fast=True, timeout=300)  # raises on any error but NotImplementedError
     student = nbformat.read(STUDENTS / f"{name}.ipynb", as_version=4)
     stub_cells = {i for i, c in enumerate(student.cells) if "raise NotImplementedError" in c.source}
     check_cells = {i for i, c in enumerate(student.cells) if "checks.check_" in c.source}
@@ -293,7 +293,7 @@ def test_lecture_student_copy_fails_only_at_its_stubs(name, tmp_path):
         return
     target = tmp_path / f"{name}.ipynb"
     shutil.copy(STUDENT / f"{name}.ipynb", target)
-    errors = asg.verify(target, fast=True)  # raises on any error but NotImplementedError
+    errors = asg.verify(target, fast=True, timeout=300)  # raises on any error but NotImplementedError
     check_cells = {i for i, c in enumerate(student.cells) if "checks.check_" in c.source}
     error_cells = {e["cell"] for e in errors}
     assert check_cells and check_cells <= error_cells  # every check stops at an unfilled stub
@@ -325,4 +325,28 @@ def test_verify_rejects_other_errors(tmp_path):
                                           nbformat.v4.new_code_cell("1 / 0")])
     nbformat.write(nbk, tmp_path / "x.ipynb")
     with pytest.raises(AssertionError, match="cell 1: ZeroDivisionError"):
+        asg.verify(tmp_path / "x.ipynb")
+
+
+def test_verify_gives_a_kernel_that_never_answers_one_more_try(tmp_path, monkeypatch, capsys):
+    import nbclient
+    from nbclient.exceptions import CellTimeoutError
+
+    nbk = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(nbk, tmp_path / "x.ipynb")
+    real, calls = nbclient.NotebookClient.execute, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CellTimeoutError("Cell execution timed out")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", flaky)
+    assert asg.verify(tmp_path / "x.ipynb") == [] and len(calls) == 2
+    assert "once more with a fresh kernel" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(nbclient.NotebookClient, "execute",
+                        lambda self, *a, **k: (_ for _ in ()).throw(CellTimeoutError("again")))
+    with pytest.raises(CellTimeoutError):  # twice is not noise: the error stands
         asg.verify(tmp_path / "x.ipynb")
