@@ -147,9 +147,13 @@ def test_unfilled_stub_and_missing_return_are_reported(check):
     ("01_log_uniform_prior", {"log_uniform_share", "dropout_rate", "signal_to_noise",
                               "sign_flip_probability"}),
     ("02_kl_approximation", {"mc_neg_kl", "neg_kl_eq14", "refit_k", "kl_limit"}),
+    ("03_sparse_vd_layers", {"theta_gradients", "preactivation_moments", "compression"}),
+    ("04_weight_visualisation", {"pixels_used", "alive_units"}),
+    ("05_random_labels", {"chance_accuracy", "constant_prediction"}),
+    ("06_compression_tables", {"frontier_point", "csr_bytes"}),
 ])
 def test_notebook_exercises_have_markers_and_checks(name, functions):
-    """Notebooks 01 and 02 (the lecture copies these checks serve): each exercise function is in a
+    """Every lecture notebook (the lecture copies these checks serve): each exercise function is in a
     solution region followed by its check, and the student copy (regions stripped) is valid Python
     that defines the same functions, each now raising NotImplementedError."""
     import ast
