@@ -9,6 +9,7 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..data import DATASETS, DataError
+from .lenet import PHASES
 from .runners import EXPERIMENTS, run_experiment
 
 OFFLINE_DATASETS = tuple(n if info.offline else f"{n} (with {info.local_dir})"
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="classification-sweep: the KL weights to train (default 0.1 0.3 1 3 10)")
     parser.add_argument("--dense-epochs", type=int,
                         help="lenet300/lenet5: epochs of the dense net (default: --epochs)")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, metavar="PHASE",
+                        help="lenet300/lenet5 with --resume: train only these phases ("
+                             + ", ".join(PHASES) + ") into the checkpoints and write no result; "
+                             "start one process per phase to use several cores, then run once "
+                             "more without --phases to write the result")
     return parser
 
 
@@ -94,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--kl-weights applies to classification-sweep only")
     if args.kl_weights is not None and any(w < 0 for w in args.kl_weights):
         parser.error(f"--kl-weights must be >= 0; got {args.kl_weights}")
+    if args.phases and (args.name not in ("lenet300", "lenet5") or not args.resume):
+        parser.error("--phases applies to lenet300 and lenet5, with --resume")
     if args.checkpoint_dir and not args.resume:
         parser.error("--checkpoint-dir needs --resume")
     if args.threads:
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                                 progress=not args.quiet, command=command, resume=args.resume,
                                 checkpoint_dir=args.checkpoint_dir, val_size=args.val_size,
                                 dense_epochs=args.dense_epochs, route=args.route,
-                                kl_weights=args.kl_weights)
+                                kl_weights=args.kl_weights,
+                                phases=None if args.phases is None else tuple(args.phases))
     except DataError as err:
         parser.error(f"dataset {dataset!r} could not be loaded: {err}\n"
                      f"Data sets that work with no network: {', '.join(OFFLINE_DATASETS)}; "
@@ -117,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         if "CUDA" in str(err) or "cuda" in str(err):
             parser.error(str(err))
         raise
+    if result is None:
+        print(f"phases {', '.join(args.phases)} trained; run the same command without --phases "
+              f"to write the result")
+        return 0
     _print_summary(result)
     print(f"wrote {args.out}/{result['files']['result']}"
           + "".join(f", {args.out}/{v}" for k, v in result["files"].items() if k != "result"))

@@ -118,25 +118,59 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
     return best, curve, {"history": history, "config": info}
 
 
-def run_lenet(ctx: Context) -> dict:
+# The long training phases of a Table 1 run. With --resume each has its own checkpoint, so a run
+# can be split over processes: ``phases`` trains only some of them (into the checkpoints, no result
+# file); a final run without ``phases`` finds them finished, fine-tunes the short matched-pruning
+# row and writes the result.
+PHASES = ("dense", "sparse-vd", "pruning-iterative")
+
+
+def _finetune_epochs(epochs: int) -> int:
+    """Fine-tuning epochs after pruning (per step for the iterative row): a tenth of the run, <= 10."""
+    return max(1, min(10, epochs // 10))
+
+
+def run_lenet(ctx: Context) -> dict | None:
+    """Dense, Sparse VD, pruning to Sparse VD's sparsity, iterative pruning; ``None`` when
+    ``ctx.config["phases"]`` names only some phases (they are trained into the checkpoints)."""
     name = ctx.name
     recipe = RECIPES[name]
     epochs = ctx.epochs
     dense_epochs = ctx.config.pop("dense_epochs", None) or epochs
     route = ctx.config.pop("route", None) or "scratch"
+    only = ctx.config.pop("phases", None)
+    if only is not None:
+        unknown = sorted(set(only) - set(PHASES))
+        if unknown:
+            raise ValueError(f"unknown phase(s) {unknown}; valid: {', '.join(PHASES)}")
+        if ctx.checkpoint_dir is None:
+            raise ValueError("phases trains into the checkpoints: it needs resume")
+        # a phase that needs an earlier one runs it too (a finished checkpoint returns at once):
+        # give each phase to one process, or two processes train the same checkpoint
+        needs = {"sparse-vd": ["dense"] if route == "from-dense" else [],
+                 "pruning-iterative": ["dense"]}
+        only = set(only)
+        for p in list(only):
+            only.update(needs.get(p, []))
     test = _loaders(ctx)[1]
     pruning = _pruning_module()
     history = {}
     shape = ctx.data.input_shape
 
+    def skip(phase: str) -> bool:
+        return only is not None and phase not in only
+
     # 1. dense baseline, the same recipe
     set_seed(ctx.seed)
     dense = _build_lenet(name, ctx.data, svdo=False)
-    ctx.log(f"[{name}] dense, {dense_epochs} epochs")
-    h = ctx.fit(dense, phase="dense", epochs=dense_epochs, lr=recipe["lr"],
-                batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"])
-    history["dense"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc", "seconds"])
-    ctx.save_model("dense", dense)
+    if not skip("dense"):
+        ctx.log(f"[{name}] dense, {dense_epochs} epochs")
+        h = ctx.fit(dense, phase="dense", epochs=dense_epochs, lr=recipe["lr"],
+                    batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"])
+        history["dense"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
+                                      "seconds"])
+    if only is None:
+        ctx.save_model("dense", dense)
 
     # 2. Sparse VD with the KL warm-up: from scratch (the paper) or from the trained dense net
     set_seed(ctx.seed)
@@ -146,17 +180,26 @@ def run_lenet(ctx: Context) -> dict:
         svdo = _build_lenet(name, ctx.data, svdo=True)
     schedule, warm = _warmup(epochs)
     path, rel = ctx.snapshot_path("sparse-vd")
-    autosave = None if ctx.checkpoint_dir is None else ctx.checkpoint_dir / "sparse-vd-snapshots.npz"
-    rec = SnapshotRecorder(_snapshot_layers(name, svdo), every=max(1, epochs // 10), epochs=epochs,
-                           autosave=autosave)
-    if autosave is None or not rec.restore(autosave):
-        rec.take(0)
-    ctx.log(f"[{name}] Sparse VD ({route}), {epochs} epochs")
-    h = ctx.fit(svdo, phase="sparse-vd", epochs=epochs, lr=recipe["lr"],
-                batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"],
-                kl_weight=schedule, callback=rec)
-    history["sparse-vd"] = _frame(h, ["epoch", "lr", "kl_weight", "data_loss", "kl", "train_acc",
-                                      "test_acc", "sparsity_%", "compression", "seconds"])
+    if not skip("sparse-vd"):
+        autosave = (None if ctx.checkpoint_dir is None
+                    else ctx.checkpoint_dir / "sparse-vd-snapshots.npz")
+        rec = SnapshotRecorder(_snapshot_layers(name, svdo), every=max(1, epochs // 10),
+                               epochs=epochs, autosave=autosave)
+        if autosave is None or not rec.restore(autosave):
+            rec.take(0)
+        ctx.log(f"[{name}] Sparse VD ({route}), {epochs} epochs")
+        h = ctx.fit(svdo, phase="sparse-vd", epochs=epochs, lr=recipe["lr"],
+                    batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"],
+                    kl_weight=schedule, callback=rec)
+        history["sparse-vd"] = _frame(h, ["epoch", "lr", "kl_weight", "data_loss", "kl",
+                                          "train_acc", "test_acc", "sparsity_%", "compression",
+                                          "seconds"])
+    if only is not None:  # trained into the checkpoints only; the full run writes the files
+        if "pruning-iterative" in only and ctx.val is not None:
+            _iterative_pruning(ctx, dense, test, recipe, _finetune_epochs(epochs))
+        ctx.log(f"[{name}] phases {', '.join(p for p in PHASES if p in only)} are in "
+                f"{ctx.checkpoint_dir}; run without phases to write the result")
+        return None
     if path is not None:
         rec.save(path)
         ctx.files["snapshots"] = rel
@@ -166,7 +209,7 @@ def run_lenet(ctx: Context) -> dict:
     amounts = pruning.match_svdo_sparsity(dense, svdo)
     pruned = pruning.magnitude_prune(dense, amounts, permanent=False)  # a copy, masks attached
     before = evaluate(pruned, test)["acc"]
-    ft_epochs = max(1, min(10, epochs // 10))
+    ft_epochs = _finetune_epochs(epochs)
     ctx.log(f"[{name}] magnitude pruning to Sparse VD's sparsity, fine-tune {ft_epochs} epochs")
     # fine-tune at the recipe's learning rate, flat for half the epochs then linear to 0 (at a
     # tenth of it, 10 epochs barely move a net pruned to Sparse VD's ~99 % sparsity)

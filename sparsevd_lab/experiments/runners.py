@@ -109,7 +109,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                    command: str | None = None, resume: bool = False,
                    checkpoint_dir: str | os.PathLike | None = None, val_size: int | None = None,
                    dense_epochs: int | None = None, route: str = "scratch",
-                   kl_weights: tuple[float, ...] | None = None) -> dict:
+                   kl_weights: tuple[float, ...] | None = None,
+                   phases: tuple[str, ...] | None = None) -> dict | None:
     """Run one experiment and return its result dict (validated); with ``out`` also write
     ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``, trained
     models under ``<out>/models/``).
@@ -125,6 +126,9 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     fine-tuning), with ``dense_epochs`` for the dense phase (default: ``epochs``). ``kl_weights``
     (classification-sweep): the KL weights to train (default ``SWEEP_KL_WEIGHTS``); with ``resume``
     two processes can share a sweep's checkpoints, each training some of the KL weights.
+    ``phases`` (lenet300/lenet5, with ``resume``): train only these phases (``lenet.PHASES``: dense,
+    sparse-vd, pruning-iterative) into the checkpoints and return ``None``, writing no result; run
+    them in parallel processes, then once more without ``phases`` to assemble the result.
     Raises ``ValueError`` for unknown names or epochs < 1 and ``sparsevd_lab.OfflineError`` when a
     data set needs a download and there is no network.
     """
@@ -174,6 +178,12 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                   val=val, checkpoint_dir=ckdir)
     if name in ("lenet300", "lenet5"):
         ctx.config.update({"route": route, "dense_epochs": dense_epochs})
+        if phases is not None:
+            if not resume:
+                raise ValueError("phases trains into the checkpoints: pass resume=True")
+            ctx.config["phases"] = list(phases)
+    elif phases is not None:
+        raise ValueError(f"phases applies to lenet300 and lenet5, not {name!r}")
     if kl_weights is not None:
         if name != "classification-sweep":
             raise ValueError(f"kl_weights applies to classification-sweep, not {name!r}")
@@ -182,6 +192,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
             raise ValueError(f"kl_weights must be numbers >= 0; got {list(kl_weights)}")
         ctx.config["kl_weights"] = [float(w) for w in kl_weights]
     results = exp.runner(ctx)
+    if results is None:  # only some phases, trained into the checkpoints
+        return None
     bundle = ctx.data  # a runner may transform the data (random labels)
     result = {
         "schema_version": SCHEMA_VERSION,
