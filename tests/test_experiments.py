@@ -355,6 +355,37 @@ def test_cli_resume_end_to_end(tiny_digits, tmp_path, monkeypatch, capsys):
     assert "more than the epochs=2" in capsys.readouterr().err
 
 
+def test_cli_phases_in_parallel_processes_equal_one_run(tiny_digits, tmp_path, monkeypatch, capsys):
+    """--phases: the long phases trained by separate commands (as separate processes would), then
+    one run without --phases, give the result of a single uninterrupted run; nothing is written
+    until that last run, and --phases without --resume is refused."""
+    monkeypatch.setitem(data.DATASETS, "offline-digits",
+                        replace(data.DATASETS["offline-digits"], load=lambda **kw: tiny_digits))
+    argv = ["lenet5", "--fast", "--epochs", "2", "--quiet", "--resume"]
+    assert cli.main(argv + ["--out", str(tmp_path / "whole")]) == 0
+    whole = load_result("lenet5", root=tmp_path / "whole", fast=True)
+
+    out = ["--out", str(tmp_path / "parts")]
+    assert cli.main(argv + out + ["--phases", "sparse-vd"]) == 0
+    assert cli.main(argv + out + ["--phases", "pruning-iterative"]) == 0  # trains dense too
+    assert "without --phases" in capsys.readouterr().out
+    ckdir = tmp_path / "parts" / "checkpoints" / "lenet5_offline-digits_fast"
+    assert {"dense.pt", "sparse-vd.pt", "pruning-iterative-01.pt"} <= {p.name for p in ckdir.iterdir()}
+    assert not (tmp_path / "parts" / "lenet5_offline-digits_fast.json").exists()
+    assert cli.main(argv + out) == 0
+    parts = load_result("lenet5", root=tmp_path / "parts", fast=True)
+    for a, b in zip(whole["results"]["rows"], parts["results"]["rows"], strict=True):
+        assert (a["method"], a["error_%"], a["kept"]) == (b["method"], b["error_%"], b["kept"])
+    assert parts["results"]["pruning_curve"] == whole["results"]["pruning_curve"]
+    assert load_snapshots(parts)["epoch"].tolist() == load_snapshots(whole)["epoch"].tolist()
+
+    with pytest.raises(SystemExit):
+        cli.main(["lenet5", "--fast", "--phases", "dense"] + out)
+    assert "--phases applies to lenet300 and lenet5, with --resume" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pass resume=True"):
+        run_experiment("lenet5", fast=True, data=tiny_digits, phases=("dense",))
+
+
 def test_snapshot_recorder_every_few_epochs(tmp_path):
     from sparsevd_lab import lenet_300_100
 
