@@ -81,8 +81,11 @@ def _build():
             "sparsevd_lab_fast",  # not the old load_inline name, whose cache holds other code
             sources=[str(s) for s in SOURCES],
             # -ffast-math lets gcc vectorise exp/log (float64 through glibc's libmvec); the kernels keep
-            # every intermediate finite, as -ffast-math assumes
-            extra_cflags=["-O3", "-march=native", "-ffast-math", "-fopenmp"],
+            # every intermediate finite, as -ffast-math assumes. Where the CPU has AVX-512, 512-bit
+            # vectors make kl_fused ~1.5x faster than gcc's default 256 (measured: LeNet-300-100's
+            # weights, 0.58 -> 0.39 ms); elsewhere the flag does nothing.
+            extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math",
+                          "-fopenmp"],
             extra_ldflags=["-lmvec", "-fopenmp"],
             verbose=False,
         )
