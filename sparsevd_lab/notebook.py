@@ -232,8 +232,11 @@ def shipped_result(name: str, dataset: str | None = None, live_epochs: int | Non
             res["live"] = False
             if verbose:
                 p = res["provenance"]
+                # a run resumed over sittings: the epochs of all of them, not its last sitting
+                seconds = (p.get("train_time_s") if p.get("resumed_checkpoints") else None) \
+                    or p["wall_time_s"]
                 print(f"loaded the shipped result {res['files']['result']} ({p['epochs_note']}; "
-                      f"{p['wall_time_s'] / 60:.0f} min on {p.get('device', 'cpu')})")
+                      f"{seconds / 60:.0f} min on {p.get('device', 'cpu')})")
             return res
         except FileNotFoundError as err:
             if verbose:

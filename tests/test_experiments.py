@@ -18,7 +18,7 @@ from sparsevd_lab.experiments import (EXPERIMENTS, RESULTS_DIR, ResultSchemaErro
                                       synthetic_cifar, validate_result)
 from sparsevd_lab import data
 from sparsevd_lab.experiments import __main__ as cli
-from sparsevd_lab.experiments import common, context, runners
+from sparsevd_lab.experiments import common, context, runners, tables
 
 
 @pytest.fixture(autouse=True)
@@ -378,6 +378,13 @@ def test_cli_phases_in_parallel_processes_equal_one_run(tiny_digits, tmp_path, m
         assert (a["method"], a["error_%"], a["kept"]) == (b["method"], b["error_%"], b["kept"])
     assert parts["results"]["pruning_curve"] == whole["results"]["pruning_curve"]
     assert load_snapshots(parts)["epoch"].tolist() == load_snapshots(whole)["epoch"].tolist()
+    # the training time counts the epochs of every process, not only the assembling run's
+    hist = parts["results"]["history"]
+    seconds = sum(hist[p]["seconds"][i] for p in ("dense", "sparse-vd", "pruning-matched")
+                  for i in range(len(hist[p]["seconds"])))
+    seconds += sum(sum(step["seconds"]) for step in hist["pruning-iterative"].values())
+    assert parts["provenance"]["train_time_s"] == pytest.approx(seconds, abs=0.1)
+    assert seconds > 0 and "min of training epochs" in tables._lenet(parts)
 
     with pytest.raises(SystemExit):
         cli.main(["lenet5", "--fast", "--phases", "dense"] + out)

@@ -80,7 +80,7 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
         # sparsity on Fashion-MNIST, still improving when it stopped
         h = ctx.fit(current, phase=f"pruning-iterative-{step:02d}", epochs=ft_epochs,
                     lr=recipe["lr"], batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
-        history[f"{step:02d}"] = _frame(h, ["epoch", "data_loss", "train_acc", "test_acc"])
+        history[f"{step:02d}"] = _frame(h, ["epoch", "data_loss", "train_acc", "test_acc", "seconds"])
         pruning.make_permanent(current)
         counts = _dense_counts(current)
         total, kept = sum(n for _, n, _ in counts), sum(k for *_, k in counts)

@@ -103,6 +103,17 @@ def _epochs_note(exp: Experiment, epochs: int, fast: bool, route: str = "scratch
             f"rerun with --epochs {exp.paper_epochs} for the full recipe")
 
 
+def _train_seconds(obj) -> float:
+    """The seconds of every training epoch in a results block (each history's ``seconds``): the
+    training time of a run even when it was spread over sittings or processes."""
+    if isinstance(obj, dict):
+        return sum(sum(v for v in val if v) if key == "seconds" and isinstance(val, list)
+                   else _train_seconds(val) for key, val in obj.items())
+    if isinstance(obj, list):
+        return sum(_train_seconds(v) for v in obj)
+    return 0.0
+
+
 def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None = None,
                    seed: int = 0, out: str | os.PathLike | None = None, fast: bool | None = None,
                    device: str = "auto", progress: bool = False, data: DataBundle | None = None,
@@ -207,7 +218,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                                  extra={"train_size": bundle.train_size,
                                         "validation_size": int(val_size or 0),
                                         "test_size": int(len(bundle.x_test)),
-                                        "resumed_checkpoints": ckdir is not None}),
+                                        "resumed_checkpoints": ckdir is not None,
+                                        "train_time_s": round(_train_seconds(results), 1)}),
         "config": {**ctx.config, **({"notes": ctx.notes} if ctx.notes else {})},
         "results": results,
         "files": ctx.files,

@@ -24,8 +24,11 @@ def _f(v, fmt="{:.2f}"):
 
 def _wall(p) -> str:
     """The wall time; a run resumed over sittings records only its last sitting."""
-    note = " (run with --resume: the wall time of its last sitting)" if p.get("resumed_checkpoints") else ""
-    return f"wall {p['wall_time_s']:.0f} s{note}"
+    if not p.get("resumed_checkpoints"):
+        return f"wall {p['wall_time_s']:.0f} s"
+    if p.get("train_time_s"):  # the epochs of every phase, whichever sitting or process ran them
+        return f"{p['train_time_s'] / 60:.0f} min of training epochs, run with --resume"
+    return f"wall {p['wall_time_s']:.0f} s (run with --resume: the wall time of its last sitting)"
 
 
 def epoch_seconds(obj) -> dict[str, float]:
