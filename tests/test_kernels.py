@@ -38,7 +38,8 @@ def test_switch_chooses_the_path(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("case", ["linear", "linear-nobias-3d", "conv", "conv-groups-stride-nobias"])
+@pytest.mark.parametrize("case", ["linear", "linear-nobias-3d", "conv", "conv-groups-stride-nobias",
+                                  "conv-channels-last"])
 def test_lrt_equals_reference(dtype, case):
     """Same random numbers, same values and gradients (input, theta, log_sigma2, bias)."""
     g = torch.Generator().manual_seed(3)
@@ -51,6 +52,8 @@ def test_lrt_equals_reference(dtype, case):
     else:
         groups, stride, padding = (2, 2, (0, 1)) if "groups" in case else (1, 1, 1)
         x, w, ls2 = make(2, 4, 7, 7), make(4, 4 // groups, 3, 3), make(4, 4 // groups, 3, 3)
+        if "channels-last" in case:  # conv outputs channels-last: the kernel's non-contiguous path
+            x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
         b = None if "nobias" in case else make(4)
         fn = lambda: conv2d_svdo(x, w, ls2, b, stride, padding, 1, groups)  # noqa: E731
     inputs = [t for t in (x, w, ls2, b) if t is not None]

@@ -121,8 +121,34 @@ double kl_fused(std::vector<torch::Tensor> ws, std::vector<torch::Tensor> ls2s,
 // (so the same random numbers):
 //   sigma^2 = exp(min(log sigma^2, LOG_SIGMA2_MAX)), mu = op(x, theta) + b,
 //   var = op(x*x, sigma^2) (no bias), out = mu + sqrt(max(var, VAR_FLOOR)) * eps
-// with op linear, or conv2d when `conv`. The backward is written out: d out/d mu = 1,
-// d out/d var = eps / (2 std), and the two ops' own backward passes.
+// with op linear, or conv2d when `conv` (the last line by `sample`). The backward is written out:
+// d out/d mu = 1, d out/d var = eps / (2 std), and the two ops' own backward passes.
+// The sampling step of eq. 17 and what its backward needs, in one pass over the outputs (four
+// tensor operations in the reference): std = sqrt(max(var, VAR_FLOOR)), mu += std * eps (the
+// sample), eps = eps / (2 std) (d sample / d var). Non-contiguous tensors take the same
+// operations one by one.
+static void sample(at::Tensor& mu, const at::Tensor& var, at::Tensor& eps) {
+  if (!(mu.is_contiguous() && var.is_contiguous() && eps.is_contiguous())) {
+    auto std_ = var.clamp_min(VAR_FLOOR).sqrt_();
+    mu.addcmul_(std_, eps);
+    eps.div_(std_).mul_(0.5);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES(mu.scalar_type(), "lrt_sample", [&] {
+    scalar_t* pm = mu.data_ptr<scalar_t>();
+    const scalar_t* pv = var.data_ptr<scalar_t>();
+    scalar_t* pe = eps.data_ptr<scalar_t>();
+    const scalar_t floor = VAR_FLOOR;
+    at::parallel_for(0, mu.numel(), 32768, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const scalar_t sd = std::sqrt(pv[i] > floor ? pv[i] : floor);
+        pm[i] += sd * pe[i];
+        pe[i] = scalar_t(0.5) * pe[i] / sd;
+      }
+    });
+  });
+}
+
 using torch::autograd::AutogradContext;
 using torch::autograd::Variable;
 using torch::autograd::variable_list;
@@ -141,10 +167,10 @@ struct LRT : public torch::autograd::Function<LRT> {
       mu = at::linear(x, weight, bias);
       var = at::linear(x2, sigma2);
     }
-    auto std_ = var.clamp_min_(VAR_FLOOR).sqrt_();
     auto eps = at::randn_like(mu);
-    auto out = mu.addcmul_(std_, eps);
-    auto coef = eps.div_(std_);  // d out / d var = eps / (2 std); the 1/2 is applied in backward
+    // in place, one pass: mu becomes out, eps becomes coef = d out / d var = eps / (2 std)
+    sample(mu, var, eps);
+    auto out = mu, coef = eps;
     ctx->save_for_backward({x, x2, weight, sigma2, coef});
     ctx->saved_data["conv"] = conv;
     ctx->saved_data["has_bias"] = bias.has_value();
@@ -164,7 +190,7 @@ struct LRT : public torch::autograd::Function<LRT> {
     const bool need_x = ctx->needs_input_grad(0), need_w = ctx->needs_input_grad(1),
                need_ls2 = ctx->needs_input_grad(2),
                need_b = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(3);
-    auto grad_var = at::mul(grad, coef).mul_(0.5);
+    auto grad_var = at::mul(grad, coef);
     if (ctx->saved_data["conv"].toBool()) {
       auto stride = ctx->saved_data["stride"].toIntVector();
       auto padding = ctx->saved_data["padding"].toIntVector();
