@@ -147,7 +147,7 @@ def test_snapshot_epoch_slider_04(ran):
 
     page, _ = ran("04_weight_visualisation")
     try:
-        lenet5 = experiments.load_result("lenet5", dataset="offline-digits")
+        lenet5 = experiments.load_result("lenet5", dataset="fashion-mnist")  # what notebook 04 reads
     except FileNotFoundError as err:
         pytest.fail(f"no shipped lenet5 result, so notebook 04 trained live and its slider cannot be "
                     f"checked against shipped numbers: {err}", pytrace=False)
