@@ -391,6 +391,9 @@ def test_cli_phases_in_parallel_processes_equal_one_run(tiny_digits, tmp_path, m
     assert "--phases applies to lenet300 and lenet5, with --resume" in capsys.readouterr().err
     with pytest.raises(ValueError, match="pass resume=True"):
         run_experiment("lenet5", fast=True, data=tiny_digits, phases=("dense",))
+    with pytest.raises(ValueError, match=r"unknown phase\(s\) \['bogus'\]; valid: dense"):
+        run_experiment("lenet5", fast=True, data=tiny_digits, resume=True, out=tmp_path / "x",
+                       phases=("bogus",))
 
 
 def test_snapshot_recorder_every_few_epochs(tmp_path):
