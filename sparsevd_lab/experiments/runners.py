@@ -25,7 +25,7 @@ from ..data import DataBundle
 from ..train import resolve_device
 from .common import SCHEMA_VERSION, atomic_write_json, provenance, result_filename, validate_result
 from .context import ARD_BOSTON_TABLE, IMAGE_DATASETS, PAPER_TABLE1, Context, _warmup  # noqa: F401
-from .lenet import _build_lenet, run_lenet  # noqa: F401  (_build_lenet: experiments.load_model)
+from .lenet import PHASES, _build_lenet, run_lenet  # noqa: F401  (_build_lenet: experiments.load_model)
 from .sweeps import (dropout_mlp, run_classification_sweep, run_random_labels,  # noqa: F401
                      run_regression_sweep, run_vgg_like, synthetic_cifar, threshold_sweep)
 
@@ -163,6 +163,14 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
         raise ValueError(f"route and dense_epochs apply to lenet300 and lenet5, not {name!r}")
     if dense_epochs is not None and (isinstance(dense_epochs, bool) or int(dense_epochs) < 1):
         raise ValueError(f"dense_epochs must be an integer >= 1; got {dense_epochs!r}")
+    if phases is not None:  # checked before the data are loaded
+        if name not in ("lenet300", "lenet5"):
+            raise ValueError(f"phases applies to lenet300 and lenet5, not {name!r}")
+        unknown = sorted(set(phases) - set(PHASES))
+        if unknown:
+            raise ValueError(f"unknown phase(s) {unknown}; valid: {', '.join(PHASES)}")
+        if not resume:
+            raise ValueError("phases trains into the checkpoints: pass resume=True")
     started = time.time()
     bundle = data if data is not None else load_experiment_data(dataset)
     if fast and exp.fast_sizes != (0, 0):
@@ -190,11 +198,7 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     if name in ("lenet300", "lenet5"):
         ctx.config.update({"route": route, "dense_epochs": dense_epochs})
         if phases is not None:
-            if not resume:
-                raise ValueError("phases trains into the checkpoints: pass resume=True")
             ctx.config["phases"] = list(phases)
-    elif phases is not None:
-        raise ValueError(f"phases applies to lenet300 and lenet5, not {name!r}")
     if kl_weights is not None:
         if name != "classification-sweep":
             raise ValueError(f"kl_weights applies to classification-sweep, not {name!r}")
