@@ -114,3 +114,89 @@ def test_scalar_input_must_work():
 
     with pytest.raises(CheckFailed, match="single number"):
         checks.check_dropout_rate(array_only)
+
+
+# ------------------------------------------------------------------ the sign-flip rate by sampling
+
+def _rate(draw):
+    """A sign_flip_rate built from ``draw(rng, theta, alpha, n) -> (w, theta)``: the share of w whose
+    sign differs from theta's."""
+    def sign_flip_rate(theta, alpha, n, seed):
+        rng = np.random.default_rng(seed)
+        w, ref = draw(rng, theta, alpha, n)
+        return float(np.mean(np.sign(w) != np.sign(ref)))
+    return sign_flip_rate
+
+
+def right_flip_rate(theta, alpha, n, seed):
+    eps = np.random.default_rng(seed).standard_normal(n)
+    w = theta * (1 + np.sqrt(alpha) * eps)  # w ~ N(theta, alpha theta^2)
+    return np.mean(np.sign(w) != np.sign(theta))
+
+
+def torch_flip_rate(theta, alpha, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.normal(theta, math.sqrt(alpha) * abs(theta), (n,), generator=g, dtype=torch.float64)
+    return (w * theta < 0).double().mean()
+
+
+@pytest.mark.parametrize("fn", [right_flip_rate, torch_flip_rate,
+                                _rate(lambda r, t, a, n: (r.normal(t, np.sqrt(a) * abs(t), n), t))])
+def test_sign_flip_rate_accepts_right_answers(fn, capsys):
+    start = time.process_time()
+    checks.check_sign_flip_rate(fn)
+    assert time.process_time() - start < 10.0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: sign_flip_rate measures the sign flips") and out.count("\n") == 1
+
+
+_global_rng = np.random.default_rng(0)
+WRONG_FLIP = [
+    (_rate(lambda r, t, a, n: (r.normal(t, np.sqrt(a) * abs(t), n), 1.0)), "whatever the sign of theta"),
+    (lambda t, a, n, s: 1 - right_flip_rate(t, a, n, s), "keep the sign"),
+    (_rate(lambda r, t, a, n: (np.where(np.abs(r.normal(0, np.sqrt(a) * abs(t), n)) > abs(t), -t, t), t)),
+     "two-sided"),
+    (_rate(lambda r, t, a, n: (r.normal(t, a * abs(t), n), t)), "alpha used as the standard deviation"),
+    (_rate(lambda r, t, a, n: (r.normal(t, a * t ** 2, n), t)), "variance alpha theta^2 used"),
+    (_rate(lambda r, t, a, n: (r.normal(t, np.sqrt(a), n), t)), "std = sqrt(alpha) without |theta|"),
+    (_rate(lambda r, t, a, n: (r.normal(t, a, n), t)), "std = alpha without |theta|"),
+    (_rate(lambda r, t, a, n: (r.normal(t, np.sqrt(a) * t, n), t)), "negative standard deviation"),
+    (lambda t, a, n, s: n * right_flip_rate(t, a, n, s), "a count? Divide it by n"),
+    (lambda t, a, n, s: right_flip_rate(t, a, 100_000, s), "with n = 8 samples"),
+    (lambda t, a, n, s: norm.cdf(-1 / np.sqrt(a)), "the formula Phi(-1/sqrt(alpha)) itself"),
+    (lambda t, a, n, s: right_flip_rate(t, a, n, None), "two calls with seed 0"),
+    (lambda t, a, n, s: float(np.mean(_global_rng.standard_normal(n) < -1 / np.sqrt(a))),
+     "two calls with seed 0"),
+    (lambda t, a, n, s: 0.25, "seeds 0 to 4 all gave"),
+    (lambda t, a, n, s: right_flip_rate(t, a, n, s) * 0.9, "more than 5 standard errors"),
+]
+
+
+@pytest.mark.parametrize("fn,fragment", WRONG_FLIP, ids=[f for _, f in WRONG_FLIP])
+def test_sign_flip_rate_names_each_slip(fn, fragment, capsys):
+    with pytest.raises(CheckFailed) as err:
+        checks.check_sign_flip_rate(fn)
+    assert fragment in str(err.value), str(err.value)
+    assert "OK:" not in capsys.readouterr().out
+
+
+def test_sign_flip_rate_cases_tell_every_slip_apart():
+    """Each wrong answer is at least 10 standard errors from the right one (and from every other
+    wrong one) in some case, so that the check can name it and a right answer never matches it."""
+    from sparsevd_lab.checks import nb01
+
+    theta = np.array([c[0] for c in nb01._FLIP_CASES])
+    alpha = np.array([c[1] for c in nb01._FLIP_CASES])
+    right = norm.cdf(-1 / np.sqrt(alpha))
+    values = [right, *nb01._flip_wrong(theta, alpha).values()]
+    se = np.sqrt(0.25 / nb01._FLIP_N)
+    for i in range(len(values)):
+        for j in range(i):
+            assert np.max(np.abs(values[i] - values[j])) > 10 * se, (i, j)
+
+
+def test_sign_flip_rate_stub_and_none():
+    with pytest.raises(NotImplementedError, match="YOUR CODE HERE"):
+        checks.check_sign_flip_rate(lambda *a: (_ for _ in ()).throw(NotImplementedError))
+    with pytest.raises(CheckFailed, match="return"):
+        checks.check_sign_flip_rate(lambda *a: None)

@@ -20,6 +20,7 @@ __all__ = [
     "check_signal_to_noise",
     "check_sign_flip",
     "check_log_uniform_share",
+    "check_sign_flip_rate",
 ]
 
 # alpha = 0 (no noise), small, 1 (rate 1/2), the paper's threshold exp(3) ~ 20.09, very large
@@ -213,3 +214,98 @@ def check_log_uniform_share(fn: Callable) -> None:
                     f"{expected[i]:.6g}, got {out[i]:.6g}. The density of log|w| is constant (sec. 3)")
     _ok(what, f"= log(b/a) / log(hi/lo): one decade of the six in [1e-6, 1] holds {expected[0]:.4f} "
               f"of the mass, as much as any other decade")
+
+
+# --------------------------------------------------------------------------------------------------
+# The sign-flip rate measured by sampling w from q (notebook 01, exercise 3a)
+# --------------------------------------------------------------------------------------------------
+
+# (theta, alpha): a negative theta (the sign of theta matters), |theta| != 1 (it must scale the std),
+# alpha below and above 1 (alpha is a variance ratio, not a std), the threshold log alpha = 3 last.
+# No case has |theta| = 1, alpha = 1, |theta| = sqrt(alpha) or 1/sqrt(alpha), where slips coincide
+# (tests/test_checks_nb01.py checks that every pair of answers differs by > 10 standard errors).
+_FLIP_CASES = [(-0.5, 2.0), (2.0, 0.5), (0.3, math.exp(3.0))]
+_FLIP_N = 100_000
+
+
+def _flip_wrong(theta: np.ndarray, alpha: np.ndarray) -> dict:
+    """The sign-flip rates the typical slips measure, case by case (their expected values)."""
+    t, a = np.abs(theta), alpha
+    right = norm.cdf(-1.0 / np.sqrt(a))
+    return {
+        "the rate of w < 0 whatever the sign of theta: for a negative theta that counts the samples "
+        "that keep their sign. Compare the sign of each sample with the sign of theta":
+            np.where(theta < 0, 1.0 - right, right),
+        "the share of samples that keep the sign of theta, 1 - P(flip)": 1.0 - right,
+        "a two-sided count (|w - theta| > |theta|): only the samples beyond 0, on one side, flip":
+            2.0 * right,
+        "alpha used as the standard deviation, std = alpha |theta|: alpha is the ratio of the "
+        "variance to theta^2, so std = sqrt(alpha) |theta|": norm.cdf(-1.0 / a),
+        "the variance alpha theta^2 used as the standard deviation: std = sqrt(alpha) |theta|":
+            norm.cdf(-1.0 / (a * t)),
+        "std = sqrt(alpha) without |theta|: q(w) = N(theta, alpha theta^2) scales with theta, "
+        "std = sqrt(alpha) |theta|": norm.cdf(-t / np.sqrt(a)),
+        "std = alpha without |theta|: std = sqrt(alpha) |theta|": norm.cdf(-t / a),
+    }
+
+
+def check_sign_flip_rate(fn: Callable) -> None:
+    """``fn(theta, alpha, n, seed)`` must draw ``n`` weights from q(w) = N(theta, alpha theta^2)
+    with ``np.random.default_rng(seed)`` and return the fraction whose sign differs from the sign of
+    theta: a measurement (it varies with the seed by its standard error, within a few standard
+    errors of Phi(-1/sqrt(alpha))), reproducible for a given seed. Names the usual slips: alpha as
+    the standard deviation, the rate of w < 0 whatever theta's sign, a two-sided count, ..."""
+    what = "sign_flip_rate"
+
+    def call(theta, alpha, n, seed):
+        try:
+            out = _call(what, fn, theta, alpha, n, seed)
+        except ValueError as err:
+            if "scale" in str(err):
+                _fail(what, f"numpy refused a negative standard deviation at theta = {theta:g} "
+                            f"({err}): the std of q(w) is sqrt(alpha) |theta|, never negative")
+            raise
+        value = _as_number(what, out)
+        if not 0.0 <= value <= 1.0:
+            _fail(what, f"with n = {n} it returned {value:g}, not a fraction between 0 and 1"
+                        + (": a count? Divide it by n" if value > 1 else ""))
+        return value
+
+    # a measurement: reproducible for a seed, different across seeds
+    first, again = call(1.0, 1.0, 1000, 0), call(1.0, 1.0, 1000, 0)
+    if first != again:
+        _fail(what, f"two calls with seed 0 gave {first:g} and {again:g}: make the draws with "
+                    f"np.random.default_rng(seed), so that a seed fixes the result")
+    by_seed = [call(1.0, 1.0, 1000, s) for s in range(5)]
+    if len(set(by_seed)) == 1:
+        if abs(by_seed[0] - norm.cdf(-1.0)) < 1e-9:
+            _fail(what, "it returned the formula Phi(-1/sqrt(alpha)) itself: this exercise measures "
+                        "the rate by drawing n samples of w (the formula is part b)")
+        _fail(what, f"seeds 0 to 4 all gave {by_seed[0]:g}: use the seed argument "
+                    f"(np.random.default_rng(seed)) for the draws")
+    # a fraction of n samples: k / n for an integer k
+    small = call(1.0, 1.0, 8, 0)
+    if abs(small * 8 - round(small * 8)) > 1e-9:
+        _fail(what, f"with n = 8 samples the fraction must be one of 0, 1/8, ..., 1; got {small:g}. "
+                    f"Draw exactly n samples and return the share that flipped")
+    theta = np.array([c[0] for c in _FLIP_CASES])
+    alpha = np.array([c[1] for c in _FLIP_CASES])
+    out = np.array([call(t, a, _FLIP_N, 0) for t, a in _FLIP_CASES])
+    expected = norm.cdf(-1.0 / np.sqrt(alpha))
+
+    def agrees(value):  # within 5 binomial standard errors of n samples (and 1e-4 for p near 0)
+        se = np.sqrt(np.clip(value * (1.0 - value), 0.0, None) / _FLIP_N)
+        return np.abs(out - value) <= 5.0 * se + 1e-4
+
+    if not agrees(expected).all():
+        for name, value in _flip_wrong(theta, alpha).items():
+            if agrees(value).all():
+                _fail(what, f"you measured {name}")
+        i = int(np.argmax(np.abs(out - expected) / np.sqrt(expected * (1 - expected) / _FLIP_N)))
+        _fail(what, f"at theta = {theta[i]:g}, alpha = {alpha[i]:.4g} with n = {_FLIP_N:,} samples "
+                    f"it returned {out[i]:.4f}, more than 5 standard errors from the expected "
+                    f"{expected[i]:.4f}. Draw w = theta (1 + sqrt(alpha) eps) and compare the sign of "
+                    f"each w with the sign of theta")
+    se = math.sqrt(expected[-1] * (1 - expected[-1]) / _FLIP_N)
+    _ok(what, f"measures the sign flips: at theta = 0.3, log alpha = 3 it counted {out[-1]:.4f} of "
+              f"{_FLIP_N:,} samples (the standard error of such a count is {se:.4f})")
