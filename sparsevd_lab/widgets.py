@@ -154,27 +154,40 @@ def _slider(options, value, description: str, tooltip: str = "") -> W.SelectionS
 # notebook 01: posterior N(theta, alpha theta^2)
 # --------------------------------------------------------------------------------------------------
 
-def prior_render(theta: float = 1.0, alpha: float = 0.5):
-    """Table of the posterior's numbers for (theta, alpha) and the posterior density figure."""
-    if alpha < 0:
-        raise ValueError("alpha must be >= 0")
+PRIOR_SAMPLES = 20_000  # draws of w per render: the sign-flip share to about +-0.4 % (one std error)
+
+
+def prior_render(theta: float = 1.0, alpha: float = 0.5, n_samples: int = PRIOR_SAMPLES,
+                 seed: int = 0):
+    """What sampling one weight from its posterior q(w) = N(theta, alpha theta^2) looks like:
+    ``n_samples`` draws w = theta (1 + sqrt(alpha) eps) (seeded, so a setting always renders the
+    same), their histogram over the density on a frame that is the same for every setting (so
+    sliding theta or alpha changes the curve, not the axes), and a table of the share of samples
+    with the other sign beside its formula Phi(-1/sqrt(alpha)), the dropout rate and the KL."""
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0 (a variance ratio); got {alpha}")
     la = math.log(alpha) if alpha > 0 else -math.inf
     kl = float(kl_approx(np.float64(la))) if alpha > 0 else math.inf
     sd = float(theory.posterior_std(theta, alpha))
+    eps = np.random.default_rng(seed).standard_normal(n_samples)
+    samples = theta * (1.0 + math.sqrt(alpha) * eps)  # w ~ N(theta, alpha theta^2), sec. 3
+    flipped = float(np.mean(np.sign(samples) != np.sign(theta))) if theta != 0 else 0.0
     table = pd.DataFrame([{
         "theta": theta, "alpha": alpha, "log alpha": la, "std sqrt(alpha)|theta|": sd,
         "dropout rate alpha/(1+alpha)": float(theory.dropout_rate(alpha)),
+        f"sign flips among {n_samples:,} samples": flipped,
         "P(sign of w != sign of theta)": float(norm.cdf(-1 / math.sqrt(alpha)))
         if alpha > 0 and theta != 0 else 0.0,
         "KL to prior (eq. 14, nats)": kl,
         "dropped at threshold 3": la >= 3.0,
     }]).T.rename(columns={0: "value"})
-    fig = plots.plot_posterior(theta, alpha)
+    fig = plots.plot_posterior(theta, alpha, samples=samples)
     return table, fig
 
 
 def prior_widget(theta: float = 1.0, alpha: float = 0.5) -> Explorer:
-    """Sliders over theta (linear) and alpha (log scale, 10^-3 .. 10^2)."""
+    """Sliders over theta (linear) and alpha (log scale, 10^-3 .. 10^2) drawing ``prior_render``: the
+    samples of the weight move on a fixed frame as the sliders move."""
     sliders = {
         "theta": W.FloatSlider(value=theta, min=-2.0, max=2.0, step=0.1, description="theta (mean)",
                                continuous_update=False, style={"description_width": "initial"}),

@@ -54,6 +54,45 @@ def test_plot_posterior():
     _labelled(plots.plot_posterior(0.0, 1.0))  # sd = 0: no density, no crash
 
 
+def _half_width(ax):
+    """Width of the density curve at half its height (the first line is q(w))."""
+    x, y = ax.lines[0].get_xdata(), ax.lines[0].get_ydata()
+    above = x[y >= y.max() / 2]
+    return above.max() - above.min()
+
+
+def test_plot_posterior_fixed_frame_halving_theta_narrows_the_curve():
+    """Two settings share the frame, so halving theta visibly halves the width and doubles the
+    height (an autoscaled pair would look the same)."""
+    one, half = plots.plot_posterior(1.0, 1.0).axes[0], plots.plot_posterior(0.5, 1.0).axes[0]
+    assert one.get_xlim() == half.get_xlim() == (-4.0, 4.0)
+    assert one.get_ylim() == half.get_ylim() == (0.0, 1.5)
+    assert list(one.get_yticks()) == list(half.get_yticks())
+    assert _half_width(half) == pytest.approx(_half_width(one) / 2, rel=0.01)
+    assert half.lines[0].get_ydata().max() == pytest.approx(2 * one.lines[0].get_ydata().max(), rel=1e-3)
+    wide = plots.plot_posterior(1.0, 20.0).axes[0]
+    assert wide.get_xlim() == (-4.0, 4.0) and wide.get_ylim() == (0.0, 1.5)
+
+
+def test_plot_posterior_samples_and_peak_above_the_frame():
+    rng = np.random.default_rng(0)
+    samples = 1.0 * (1 + rng.standard_normal(10_000))  # theta = 1, alpha = 1
+    flipped = np.mean(samples < 0)
+    fig = _labelled(plots.plot_posterior(1.0, 1.0, samples=samples))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"samples of the other sign: {flipped:.1%}" in labels
+    # the stacked histogram is a density of all the samples: its area inside the frame is the share
+    # of samples inside it
+    area = sum(p.get_height() * p.get_width() for p in ax.patches)
+    assert area == pytest.approx(np.mean(np.abs(samples) <= 4.0), abs=1e-6)
+    assert "outside the frame" in ax.get_title()
+    narrow = plots.plot_posterior(0.5, 0.01).axes[0]  # sd 0.05: peak 7.98 above the frame of 1.5
+    assert any("peak 7.98, above the frame" in t.get_text() for t in narrow.texts)
+    neg = plots.plot_posterior(-1.0, 1.0, samples=-samples).axes[0]
+    assert f"samples of the other sign: {flipped:.1%}" in [t.get_text() for t in neg.get_legend().get_texts()]
+
+
 def test_plot_kl():
     grid = np.linspace(-5, 5, 11)
     ref = theory.neg_kl_exact(grid)

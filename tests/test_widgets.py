@@ -34,8 +34,24 @@ def test_prior_render_values():
     assert v["KL to prior (eq. 14, nats)"] == pytest.approx(0.4312, abs=1e-3)
     assert v["dropped at threshold 3"] is False or v["dropped at threshold 3"] == False  # noqa: E712
     assert "0.500" in fig.axes[0].get_title()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
         widgets.prior_render(1.0, -1.0)
+
+
+def test_prior_render_samples_the_posterior():
+    """The render draws 20,000 weights from q (seeded: a setting always renders the same), counts
+    the sign flips within a few standard errors of Phi(-1/sqrt(alpha)), and draws them on the same
+    frame for every setting."""
+    table, fig = widgets.prior_render(theta=-0.5, alpha=4.0)
+    measured = table.loc["sign flips among 20,000 samples", "value"]
+    exact = table.loc["P(sign of w != sign of theta)", "value"]
+    assert exact == pytest.approx(0.308538, abs=1e-5)
+    assert abs(measured - exact) < 4 * math.sqrt(exact * (1 - exact) / 20_000) and measured != exact
+    again, fig2 = widgets.prior_render(theta=-0.5, alpha=4.0)
+    assert again.equals(table)
+    ax, ax2 = fig.axes[0], widgets.prior_render(theta=1.0, alpha=0.1)[1].axes[0]
+    assert ax.get_xlim() == ax2.get_xlim() and ax.get_ylim() == ax2.get_ylim()
+    assert f"samples of the other sign: {measured:.1%}" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_prior_widget_follows_sliders():

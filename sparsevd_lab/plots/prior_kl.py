@@ -50,24 +50,52 @@ def plot_priors(w_max: float = 3.0, sigma: float = 1.0, b: float = 1.0):
     return fig
 
 
-def plot_posterior(theta: float, alpha: float, w_max: float | None = None):
-    """The posterior q(w) = N(theta, alpha theta^2), with the dropout rate alpha / (1 + alpha) and
-    the mass that lies on the other side of 0 in the title."""
+# The posterior's fixed frame: the widget's theta slider spans [-2, 2], so [-4, 4] holds theta and its
+# mirror image; a density of 1.5 holds N(1, 1 x 1^2) (peak 0.40) and N(0.5, 1 x 0.5^2) (peak 0.80).
+POSTERIOR_W_MAX = 4.0
+POSTERIOR_DENSITY_MAX = 1.5
+
+
+def plot_posterior(theta: float, alpha: float, samples=None, w_max: float = POSTERIOR_W_MAX,
+                   density_max: float = POSTERIOR_DENSITY_MAX):
+    """The posterior q(w) = N(theta, alpha theta^2) (sec. 3 of the paper) on a fixed frame, w in
+    [-w_max, w_max] and density in [0, density_max], whatever theta and alpha are: two settings
+    compare by eye (halving theta halves the width and doubles the height). A peak above the frame is
+    marked with its height. ``samples`` (draws of w) adds their histogram, as a density, with the
+    samples whose sign differs from theta's in another colour and their share in the legend. The
+    title gives the dropout rate alpha / (1 + alpha) and the standard deviation sqrt(alpha) |theta|."""
     sd = float(theory.posterior_std(theta, alpha))
     p = float(theory.dropout_rate(alpha))
-    w_max = w_max or max(3.0, abs(theta) + 4 * sd)
     w = np.linspace(-w_max, w_max, 1201)
-    fig, (ax,) = _fig_axes(1, size=(6.4, 3.4))
+    fig, (ax,) = _fig_axes(1, size=(6.4, 3.6))
+    title = f"alpha = {alpha:g}: dropout rate alpha/(1+alpha) = {p:.3f}, std = {sd:.3g}"
+    if samples is not None:
+        samples = np.asarray(samples, dtype=float).ravel()
+        bins = np.linspace(-w_max, w_max, 81)
+        weight = np.full(samples.shape, 1.0 / (samples.size * (bins[1] - bins[0])))  # a density
+        flipped = np.sign(samples) != np.sign(theta) if theta != 0 else np.zeros(samples.shape, bool)
+        ax.hist([samples[~flipped], samples[flipped]], bins=bins, weights=[weight[~flipped],
+                weight[flipped]], stacked=True, color=[PALETTE[0], PALETTE[1]], alpha=0.55,
+                label=[f"{samples.size:,} samples, sign of theta",
+                       f"samples of the other sign: {flipped.mean():.1%}"])
+        outside = float(np.mean(np.abs(samples) > w_max))
+        if outside > 0:
+            title += f"\n{outside:.1%} of the samples lie beyond |w| = {w_max:g}, outside the frame"
     if sd > 0:
         dens = np.exp(-0.5 * ((w - theta) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
-        ax.fill_between(w, dens, color=PALETTE[0], alpha=0.35)
-        ax.plot(w, dens, color=PALETTE[0], label=f"q(w) = N({theta:g}, {alpha:g} x {theta:g}^2)")
-        ax.set_ylim(0, min(dens.max() * 1.15, 5.0))
+        ax.plot(w, dens, color="0.15", lw=1.8, label=f"q(w), mean {theta:g}, variance {sd ** 2:.3g}")
+        peak = 1.0 / (sd * math.sqrt(2 * math.pi))
+        if peak > density_max:
+            ax.annotate(f"peak {peak:.3g}, above the frame", xy=(theta, density_max),
+                        xytext=(12, -12), textcoords="offset points", ha="left", va="top",
+                        fontsize="small", bbox={"fc": "white", "ec": "none", "alpha": 0.8},
+                        arrowprops={"arrowstyle": "->", "color": "0.3"})
     ax.axvline(theta, color=PALETTE[3], ls="--", label=f"theta = {theta:g}")
     ax.axvline(0, color="0.3", lw=1)
-    ax.set(xlim=(-w_max, w_max), xlabel="weight w (unitless)", ylabel="density q(w) (1 / unit of w)",
-           title=f"alpha = {alpha:g}: dropout rate alpha/(1+alpha) = {p:.3f}, std = {sd:.3g}")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.set_yticks(np.linspace(0, density_max, 7))  # the same ticks for every setting, whatever the title
+    ax.set(xlim=(-w_max, w_max), ylim=(0, density_max), xlabel="weight w (unitless)",
+           ylabel="density q(w) (1 / unit of w)", title=title)
+    ax.legend(loc="upper left" if theta >= 0 else "upper right", fontsize="small")
     fig.tight_layout()
     return fig
 
