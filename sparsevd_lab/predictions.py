@@ -153,8 +153,8 @@ def ask(qid: str, prompt: str, kind: str = "number", choices: list[str] | None =
     if choices:
         print("  choices: " + ", ".join(repr(c) for c in choices))
     if prediction is None:
-        print(f"  -> write your prediction into prediction=... of this ask('{qid}', ...) call (the "
-              f"variable in the cell above) first, run this cell, then run on to the reveal.")
+        print(f"  -> nothing recorded yet: write your prediction first (the value passed as "
+              f"prediction=..., e.g. MY_... = 0.3 in this cell), run this cell again, then go on.")
         return
     prediction = _check_answer(prediction, kind, choices, "your prediction")
     path = predictions_path()

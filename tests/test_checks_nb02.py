@@ -144,7 +144,7 @@ def test_unfilled_stub_and_missing_return_are_reported(check):
 
 
 @pytest.mark.parametrize("name,functions", [
-    ("01_log_uniform_prior", {"log_uniform_share", "dropout_rate", "signal_to_noise",
+    ("01_log_uniform_prior", {"log_uniform_share", "dropout_rate", "sign_flip_rate",
                               "sign_flip_probability"}),
     ("02_kl_approximation", {"mc_neg_kl", "neg_kl_eq14", "refit_k", "kl_limit"}),
     ("03_sparse_vd_layers", {"theta_gradients", "preactivation_moments", "compression"}),

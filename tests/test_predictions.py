@@ -52,7 +52,7 @@ def test_record_choice_and_reveal(pfile, capsys):
 
 def test_no_prediction_records_nothing_and_says_where(pfile, capsys):
     ask("01-flip", "Fraction?", prediction=None)
-    assert "write your prediction into prediction=..." in capsys.readouterr().out
+    assert "nothing recorded yet: write your prediction first" in capsys.readouterr().out
     assert not pfile.exists()
     reveal("01-flip", 0.16)
     out = capsys.readouterr().out
