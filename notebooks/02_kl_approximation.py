@@ -22,12 +22,12 @@
 #    $k_1 \approx 0.636$.
 #
 # **Time on CPU:** under 30 seconds in default mode (100,000 Monte Carlo draws per point), less in
-# fast mode; plus about 40 minutes for the four exercises.
+# fast mode; plus about 40 minutes for the three exercises.
 #
-# **Exercises.** Four, marked **Exercise** (5-15 minutes each): write a function, then run the cell after
-# it, which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is
-# wrong). Questions marked **Predict** are for you to answer before you run the next cell. Terms
-# (*KL weight*, *threshold*, `log_alpha`, ...) are defined in the [glossary](../docs/glossary.md).
+# **Exercises:** write a function; the cell after it checks it and prints `OK:` or names the slip.
+# **Predict:** write your guess into the `MY_...` variable and run the cell (it is saved in
+# `predictions.json`); a later cell prints it beside the measured value. Terms (*KL weight*, *threshold*,
+# `log_alpha`, ...): [glossary](../docs/glossary.md).
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017, sec. 4.2 and eq. 14; Kingma, Salimans, Welling,
@@ -60,7 +60,7 @@ import torch
 
 from scipy import optimize, special
 
-from sparsevd_lab import checks, kl_approx, plots, theory
+from sparsevd_lab import checks, kl_approx, plots, predictions, theory
 
 plots.use_style()
 
@@ -81,18 +81,25 @@ SEED = 0  # the Monte Carlo draws are fixed by this seed: the printed numbers ar
 # $$-\mathrm{KL}(q\,\|\,p) = \tfrac12\log\alpha - \mathbb E_{\varepsilon\sim\mathcal N(0,1)}\log\left|1+\sqrt\alpha\,\varepsilon\right| + C .$$
 #
 # Equivalently, with $\varepsilon' = 1 + \sqrt\alpha\,\varepsilon \sim \mathcal N(1, \alpha)$, this is
-# $\tfrac12\log\alpha - \mathbb E\log|\varepsilon'| + C$: the left side of eq. 14.
-# The prior is improper, so $C$ is arbitrary. **Eq. 14 uses $C = -k_1$**, which makes the approximation
-# tend to 0 as $\alpha \to \infty$. Our exact reference (`theory.neg_kl_exact`, `theory.neg_kl_mc`) uses
-# $C = -\tfrac{\gamma + \log 2}{2} \approx -0.6352$ ($\gamma$ is Euler's constant), the exact limit of the expression
-# (section 4), which makes the exact $-\mathrm{KL}$ tend to 0. The two constants differ by 0.0006 nats, and $k_1$ is
-# so close to the limit for a reason (section 4). The expectation has no elementary closed form, which is
-# why the paper fits a curve to it.
+# $\tfrac12\log\alpha - \mathbb E\log|\varepsilon'| + C$: the left side of eq. 14. The prior is improper, so $C$ is
+# arbitrary (after the reveal below: which $C$ the paper and the package take). The expectation has no
+# elementary closed form, which is why the paper fits a curve to it.
+#
+# **Predict.** As $\alpha \to \infty$, what does $\tfrac12\log\alpha - \mathbb E\log|1 + \sqrt\alpha\,\varepsilon|$ do? Copy one of the
+# choices into `MY_LIMIT` and run the cell.
+
+# %%
+LIMIT_CHOICES = ["grows without bound", "falls without bound", "goes to 0", "goes to a constant other than 0"]
+MY_LIMIT = None  # your prediction: one of LIMIT_CHOICES
+predictions.ask("02-limit", "As alpha grows without bound, what does 0.5 log alpha - E log|1 + sqrt(alpha) eps| do?",
+                kind="choice", choices=LIMIT_CHOICES, prediction=MY_LIMIT)
+
+# %% [markdown]
 #
 # **A fast Monte Carlo estimate.** Draw $\varepsilon_1, \dots, \varepsilon_S$ once (fixed seed) and reuse the same
 # draws for every $\alpha$ (common random numbers): the estimated curve is smooth and reproducible.
 #
-# **Exercise 1 (code, 10-15 min).** Write `mc_neg_kl(log_alpha, n_samples, seed)`: for each value of the
+# **Exercise 1 (code, about 15 min).** Write `mc_neg_kl(log_alpha, n_samples, seed)`: for each value of the
 # array `log_alpha`, a Monte Carlo estimate of the left side of eq. 14 **without** $C$, from `n_samples`
 # standard normal draws made with `np.random.default_rng(seed)` and shared by every $\alpha$. Return a numpy
 # array of the same shape. The check compares it with the exact value and calls it twice.
@@ -113,7 +120,20 @@ def mc_neg_kl(log_alpha, n_samples, seed):
 checks.check_mc_neg_kl(mc_neg_kl)
 
 # %% [markdown]
-# The package has the same estimator, `theory.neg_kl_mc` (it subtracts our $C$ and loops over the grid in
+# Your estimator far out, where $\sqrt\alpha$ is $e^{5}$, $e^{7.5}$ and $e^{10}$:
+
+# %%
+tail = mc_neg_kl(np.array([10.0, 15.0, 20.0]), N_SAMPLES, SEED)
+print("your estimate at log alpha = 10, 15, 20:", np.round(tail, 4))
+behaviour = ("goes to 0" if abs(tail[-1]) < 0.05
+             else "goes to a constant other than 0" if abs(tail[-1] - tail[-2]) < 0.01
+             else LIMIT_CHOICES[0] if tail[-1] > tail[-2] else LIMIT_CHOICES[1])
+predictions.reveal("02-limit", behaviour)
+
+# %% [markdown]
+# It levels off at a constant (section 4 finds it exactly). So $C$ can make $-\mathrm{KL}$ tend to 0: **eq. 14
+# uses $C = -k_1$**, and our exact reference (`theory.neg_kl_exact`, `theory.neg_kl_mc`) uses minus the exact
+# limit. The package has the same estimator, `theory.neg_kl_mc` (it subtracts our $C$ and loops over the grid in
 # chunks to bound memory), and an exact reference to compare it with.
 #
 # **An exact reference.** With $m = 1/\sqrt\alpha$, $(\varepsilon + m)^2$ is a noncentral $\chi^2_1$ with noncentrality $m^2$,
@@ -140,7 +160,7 @@ print(f"Monte Carlo: {len(GRID)} values of log alpha x {N_SAMPLES:,} draws in {t
 # `sparsevd_lab.kl_approx` (it returns the KL itself, $\ge 0$); the table below compares it with the exact
 # value at the reference points of the paper's figure.
 #
-# **Exercise 2 (code, 5 min).** Write `neg_kl_eq14(log_alpha, k1, k2, k3)`: the right side of eq. 14 with
+# **Exercise 2a (code, about 5 min).** Write `neg_kl_eq14(log_alpha, k1, k2, k3)`: the right side of eq. 14 with
 # $C = -k_1$ (so: $-\mathrm{KL}$, not the KL), elementwise on a numpy array, for any constants. `special.expit`
 # is the sigmoid; `np.logaddexp(0, x)` computes $\log(1 + e^x)$ without overflow.
 
@@ -177,15 +197,24 @@ print(f"maximum |eq. 14 - exact| over log alpha in [-10, 10]: {np.abs(err_paper)
 # The authors fitted the three constants by least squares on a grid of $\log\alpha \in [-10, 10]$ with
 # Nelder-Mead.
 #
-# **Exercise 3 (code, 10 min).** Write `refit_k(log_alpha, target)`: the constants $(k_1, k_2, k_3)$ that
-# minimise the mean squared difference between your eq. 14 (exercise 2) and `target` (values of $-\mathrm{KL}$)
+# **Exercise 2b (code, about 10 min).** Write `refit_k(log_alpha, target)`: the constants $(k_1, k_2, k_3)$ that
+# minimise the mean squared difference between your eq. 14 (exercise 2a) and `target` (values of $-\mathrm{KL}$)
 # on the grid `log_alpha`, found with `optimize.minimize(..., method="Nelder-Mead")` from the start
 # $(0.6, 2, 1.5)$; allow it enough iterations (`options={"maxiter": 4000}`). The check fits the exact
 # $-\mathrm{KL}$ and a curve made from known constants.
 #
-# **Predict.** Fitted to the exact $-\mathrm{KL}$ (whose $C$ is $-(\gamma + \log 2)/2$), will the refitted $k_1$ come out
-# above or below the paper's 0.6358? Will its largest error be smaller or larger than the paper's 0.0094 nats
-# (printed above as 0.01)?
+# **Predict.** Fitted to the exact $-\mathrm{KL}$, will the refitted $k_1$ come out above or below the paper's
+# 0.63576? Will its largest error be smaller or larger than the paper's (printed above, 0.01 nats)?
+
+# %%
+MY_K1 = None  # your prediction: "above" or "below"
+MY_ERROR = None  # your prediction: "smaller" or "larger"
+predictions.ask("02-refit-k1", "Refitted to the exact -KL, is k1 above or below the paper's 0.63576?",
+                kind="choice", choices=["above", "below"], prediction=MY_K1)
+predictions.ask("02-refit-error", "Is the refit's largest error smaller or larger than the paper's?",
+                kind="choice", choices=["smaller", "larger"], prediction=MY_ERROR)
+
+# %% [markdown]
 
 # %%
 def refit_k(log_alpha, target):
@@ -202,6 +231,14 @@ def refit_k(log_alpha, target):
 
 # %%
 checks.check_refit(refit_k)
+
+# %%
+k_exact = refit_k(GRID, exact)
+err_exact = np.abs(neg_kl_eq14(GRID, *k_exact) - exact).max()
+print(f"your refit on the exact -KL: k1 = {k_exact[0]:.5f}, largest error {err_exact:.4f} nats "
+      f"(paper: k1 = {theory.PAPER_K[0]:.5f}, largest error {np.abs(err_paper).max():.4f} nats)")
+predictions.reveal("02-refit-k1", "above" if k_exact[0] > theory.PAPER_K[0] else "below")
+predictions.reveal("02-refit-error", "smaller" if err_exact < np.abs(err_paper).max() else "larger")
 
 # %% [markdown]
 # The package's `theory.fit_kl_constants` does the same. Below it is fitted to our Monte Carlo estimate
@@ -234,11 +271,9 @@ plt.show()
 #
 # ## 4. Why $k_1 \approx 0.636$
 #
-# **Predict.** As $\alpha \to \infty$, what does $\tfrac12\log\alpha - \mathbb E\log|\varepsilon'|$ ($\varepsilon' \sim \mathcal N(1, \alpha)$) do:
-# grow without bound, go to 0, or go to a constant? Your Monte Carlo estimate at $\log\alpha = 10$ (printed by
-# the check of exercise 1) is a hint.
+# Section 1 showed that $\tfrac12\log\alpha - \mathbb E\log|\varepsilon'|$ ($\varepsilon' \sim \mathcal N(1, \alpha)$) levels off at a constant.
 #
-# **Exercise 4 (prediction, then code, 10 min).** Write `kl_limit()`: the limit of the left side of eq. 14
+# **Exercise 3 (reasoning, then code, about 10 min).** Write `kl_limit()`: the limit of the left side of eq. 14
 # without $C$ as $\alpha \to \infty$, exact to four decimals (no Monte Carlo). Hint: write
 # $\varepsilon' = \sqrt\alpha\,(z + 1/\sqrt\alpha)$ with $z \sim \mathcal N(0, 1)$ and let $\alpha$ grow; what is left is an integral over
 # the standard normal density, which has a closed form (or use `scipy.integrate.quad`). `np.euler_gamma`
@@ -260,7 +295,8 @@ checks.check_kl_limit(kl_limit)
 # As $\alpha \to \infty$, $\mathbb E\log|1+\sqrt\alpha\,\varepsilon| = \tfrac12\log\alpha + \mathbb E\log|\varepsilon| + o(1)$ and
 # $\mathbb E\log|\varepsilon| = -\tfrac{\gamma + \log 2}{2}$. So $\tfrac12\log\alpha - \mathbb E\log|1+\sqrt\alpha\,\varepsilon| \to \tfrac{\gamma+\log 2}{2}$.
 # In eq. 14 the limit of the part without $C$ is $k_1\sigma(\infty) = k_1$: a good fit must have $k_1$ close to it,
-# and then $C = -k_1$ sends the approximate $-\mathrm{KL}$ to 0, as $C = -(\gamma + \log 2)/2$ does for the exact one.
+# and then $C = -k_1$ sends the approximate $-\mathrm{KL}$ to 0, as $C = -(\gamma + \log 2)/2 \approx -0.6352$ ($\gamma$ is Euler's
+# constant) does for the exact one: the two constants differ by 0.0006 nats.
 
 # %%
 # NBVAL_CHECK_OUTPUT
