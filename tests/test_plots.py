@@ -125,6 +125,27 @@ def test_plot_history_single_and_dict():
     assert fig.axes[0].get_legend()._loc == 4 and fig.axes[0].get_legend()._ncols == 2
 
 
+def test_plot_history_zoom_near_chance():
+    """notebook 05: 10.8 % against a 10 % chance level, on a panel that spans 7-13 %, not 0-100 %."""
+    epochs = np.arange(1, 21)
+    dense = pd.DataFrame({"epoch": epochs, "train_acc": np.linspace(0.1, 0.97, 20),
+                          "test_acc": np.full(20, 0.095), "sparsity_%": np.zeros(20)})
+    svd = pd.DataFrame({"epoch": epochs, "train_acc": np.full(20, 0.108), "test_acc": np.full(20, 0.1),
+                        "sparsity_%": np.full(20, 100.0)})
+    fig = _labelled(plots.plot_history({"dense": dense, "Sparse VD": svd}, zoom=(7, 13),
+                                       hlines={"chance, 10 %": 10.0}))
+    full, near, sparsity = fig.axes
+    assert near.get_ylim() == (7.0, 13.0) and full.get_ylim()[1] > 90
+    assert np.diff(near.get_yticks())[0] == pytest.approx(1.0)  # ticks every 1 %
+    # the same curves on both accuracy panels, the chance line on both, sparsity on the last
+    assert len(near.lines) == len(full.lines) == 5
+    assert [line.get_ydata()[0] for line in near.lines if line.get_label() == "chance, 10 %"] == [10.0]
+    assert "chance, 10 %" in [t.get_text() for t in full.get_legend().get_texts()]
+    assert [t.get_text() for t in near.texts] == ["10.8 %"]  # the dense run's 97 % is off the panel
+    assert sparsity.get_ylabel() == "weights dropped (%)" and len(sparsity.lines) == 2
+    assert len(plots.plot_history(svd).axes) == 2  # no zoom: two panels as before
+
+
 def test_weight_image_masks_dropped():
     w = np.array([[1.0, -2.0], [3.0, 0.5]])
     la = np.array([[0.0, 5.0], [3.0, 2.9]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import pandas as pd
+from matplotlib.ticker import MultipleLocator
 
 from .. import theory
 from .style import PALETTE, _fig_axes
@@ -92,13 +93,18 @@ def plot_additive_reparam(single: pd.DataFrame, layer: pd.DataFrame | None = Non
 
 def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Sequence[str] = (
         "train_acc", "test_acc"), sparsity: bool = True, title: str = "", legend_loc: str = "best",
-        legend_ncol: int = 1):
+        legend_ncol: int = 1, zoom: tuple[float, float] | None = None,
+        hlines: Mapping[str, float] | None = None):
     """Per-epoch curves from ``fit`` histories: accuracy (%) on the left, sparsity (%) on the right.
     ``history`` is one DataFrame or {model name: DataFrame}. ``legend_loc`` / ``legend_ncol`` place
     the left panel's legend (matplotlib's ``loc`` / ``ncol``), e.g. "lower right" with 2 columns to
-    keep it off long curves."""
+    keep it off long curves. ``zoom=(lo, hi)`` adds a panel after the first with the same curves on
+    accuracy lo..hi % (ticks every 1 %, the last training accuracy of each run written at its end):
+    what a 0-100 % axis squeezes into a few pixels, e.g. 10.8 % against a 10 % chance level.
+    ``hlines`` ({label: accuracy in %}) draws dotted reference lines on the accuracy panels."""
     runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
-    fig, axes = _fig_axes(2 if sparsity else 1)
+    fig, axes = _fig_axes(1 + bool(zoom) + bool(sparsity))
+    acc_axes = list(axes[:1 + bool(zoom)])
     # a marker per epoch reads well for a short run and overplots a long one (200 epochs)
     marker = "." if max((len(h) for h in runs.values()), default=0) <= 30 else None
     styles = {"train": "-", "test": "--"}
@@ -109,20 +115,32 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
             y = h[m].astype(float)
             scale = 100.0 if m.endswith("acc") else 1.0
             ax_label = f"{name} {m.replace('_', ' ')}".strip()
-            axes[0].plot(h["epoch"], y * scale, styles.get(m.split("_")[0], "-"),
-                         color=PALETTE[i % len(PALETTE)], marker=marker, label=ax_label)
+            for ax in acc_axes:
+                ax.plot(h["epoch"], y * scale, styles.get(m.split("_")[0], "-"),
+                        color=PALETTE[i % len(PALETTE)], marker=marker, label=ax_label)
+            if zoom and m == "train_acc" and zoom[0] <= y.iloc[-1] * scale <= zoom[1]:
+                acc_axes[1].annotate(f"{y.iloc[-1] * scale:.1f} %", (h["epoch"].iloc[-1], y.iloc[-1] * scale),
+                                     xytext=(-4, 6), textcoords="offset points", ha="right",
+                                     color=PALETTE[i % len(PALETTE)], fontsize="small")
         if sparsity and "sparsity_%" in h and h["sparsity_%"].notna().any():
-            axes[1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=marker,
-                         label=name or "Sparse VD")
+            axes[-1].plot(h["epoch"], h["sparsity_%"], color=PALETTE[i % len(PALETTE)], marker=marker,
+                          label=name or "Sparse VD")
+    for label, value in (hlines or {}).items():
+        for ax in acc_axes:
+            ax.axhline(value, color="0.3", ls=":", lw=1.2, label=label, zorder=1.5)  # under the curves
     acc = any(m.endswith("acc") for m in metrics)
     axes[0].set(xlabel="epoch", ylabel="accuracy (%)" if acc else "MSE (target variance units)",
                 title=title or "Training curves")
     axes[0].legend(fontsize="small", loc=legend_loc, ncol=legend_ncol)
+    if zoom:
+        acc_axes[1].set(xlabel="epoch", ylabel="accuracy (%)", ylim=zoom,
+                        title=f"The same, near chance: {zoom[0]:g} to {zoom[1]:g} %")
+        acc_axes[1].yaxis.set_major_locator(MultipleLocator(1.0))
     if sparsity:
-        axes[1].set(xlabel="epoch", ylabel="weights dropped (%)", ylim=(-2, 102),
-                    title="Sparsity (log alpha >= threshold)")
-        if axes[1].lines:
-            axes[1].legend(fontsize="small")
+        axes[-1].set(xlabel="epoch", ylabel="weights dropped (%)", ylim=(-2, 102),
+                     title="Sparsity (log alpha >= threshold)")
+        if axes[-1].lines:
+            axes[-1].legend(fontsize="small")
     fig.tight_layout()
     return fig
 
