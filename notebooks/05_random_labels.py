@@ -14,19 +14,18 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/sparsevd-lab/sparsevd-lab/blob/main/notebooks/05_random_labels.ipynb)
 #
 # **Learning goals.** After this notebook you can
-# 1. explain the random-labels test of Zhang et al. (2017) and why ordinary regularisers such as
-#    binary dropout do not stop a network from memorising noise;
-# 2. read from the training curves that Sparse VD, trained on the same noise, removes every weight and
-#    predicts a constant instead, and say which constant;
+# 1. explain the random-labels test of Zhang et al. (2017) and what "chance" means in it;
+# 2. read from training curves what binary dropout and Sparse VD do with labels that carry no
+#    information, and derive what a network that ignores its input should predict;
 # 3. say what this tells us about Sparse VD as a regulariser.
 #
 # **Time on CPU:** under a minute in default and fast mode (the curves come from the shipped results;
 # `SPARSEVD_RETRAIN=1` reruns a small version live), plus about 25 minutes for the two exercises.
 #
-# **Exercises.** Two, marked **Exercise** (10 minutes each): write a function, then run the cell after it,
-# which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is wrong).
-# Questions marked **Predict** are for you to answer before you run the next cell: here, predict first,
-# then run. Terms (*sparsity*, *KL weight*, ...) are defined in the [glossary](../docs/glossary.md).
+# **Exercises:** write a function; the cell after it checks it and prints `OK:` or names the slip.
+# **Predict:** write your guess into the `MY_...` variable and run the cell (it is saved in
+# `predictions.json`); a later cell prints it beside the measured value. Terms (*sparsity*, *KL weight*,
+# ...): [glossary](../docs/glossary.md).
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017, sec. 5.3; Zhang, Bengio, Hardt, Recht, Vinyals,
@@ -56,7 +55,7 @@ import pandas as pd
 import torch
 
 import sparsevd_lab as svd
-from sparsevd_lab import checks, plots
+from sparsevd_lab import checks, plots, predictions
 
 plots.use_style()
 
@@ -70,18 +69,14 @@ LABEL_SEED = 0  # the seed of the random training labels
 #
 # Replace every training label by a class drawn uniformly at random; keep the test labels real. There
 # is nothing to learn: the best a model can do on the test set is chance, 10 %. A large enough network
-# can still reach 100 % *training* accuracy by memorising each image's random label (Zhang et al.
-# 2017), and binary dropout (Srivastava et al. 2014) does not prevent it.
-#
-# Sparse VD behaves differently. The data term wants to memorise, but every memorised bit costs weights,
-# and under the log-uniform prior a weight whose removal does not hurt the *expected* likelihood is
-# cheaper dropped. With random labels no weight helps on average, so the KL wins everywhere.
+# without a regulariser can still reach 100 % *training* accuracy by memorising each image's random label
+# (Zhang et al. 2017). What does a regulariser change?
 #
 # What does "chance" mean here? A prediction made without looking at the true label is right with
 # probability $\sum_k P(\text{prediction} = k)\,P(\text{label} = k)$: $1/K$ when every class is equally
 # frequent, but not in general (a network that always answers "3" scores the share of 3s).
 #
-# **Exercise 1 (code, 10 min).** Write `chance_accuracy(pred_counts, label_counts)`: the expected accuracy of
+# **Exercise 1 (reasoning, then code, about 10 min).** Write `chance_accuracy(pred_counts, label_counts)`: the expected accuracy of
 # predictions that are independent of the true labels, given how often each class is predicted
 # (`pred_counts[k]`) and how often it is the true label (`label_counts[k]`).
 
@@ -121,33 +116,52 @@ print(f"{noisy.train_size} training labels replaced; "
 # dropout $p = 0.5$ after each hidden layer, and a Sparse VD one with the authors' KL warm-up (KL weight
 # 0 for 5 epochs, then up to 1 by epoch 20).
 #
-# **Predict** (before you run the next cell). After 200 epochs, what are (a) the dense + dropout net's
-# training accuracy, (b) its test accuracy, (c) the Sparse VD net's training accuracy, and (d) the share
-# of its weights that Sparse VD drops?
+# **Predict** (before you run the next cell). After 200 epochs, what are the dense + dropout net's
+# training accuracy (%), the Sparse VD net's training accuracy (%), and the share of its weights that
+# Sparse VD drops (%)? Write your three numbers and run the cell.
+
+# %%
+MY_DENSE_TRAIN = None  # your prediction: training accuracy of dense + dropout, in % (0-100)
+MY_SVD_TRAIN = None  # your prediction: training accuracy of Sparse VD, in %
+MY_SVD_DROPPED = None  # your prediction: weights dropped by Sparse VD, in %
+predictions.ask("05-dense-train", "Random labels, 200 epochs: training accuracy (%) of the dense "
+                "network with binary dropout?", prediction=MY_DENSE_TRAIN)
+predictions.ask("05-svd-train", "Random labels, 200 epochs: training accuracy (%) of Sparse VD?",
+                prediction=MY_SVD_TRAIN)
+predictions.ask("05-svd-dropped", "Random labels, 200 epochs: weights dropped (%) by Sparse VD?",
+                prediction=MY_SVD_DROPPED)
 
 # %%
 result = nb.shipped_result("random-labels", dataset=DATASET,
                            live_epochs=4)
 hist = {name: pd.DataFrame(h) for name, h in result["results"]["history"].items()}
+s = result["results"]["summary"]
 fig = plots.plot_history({"dense + dropout": hist["dense"], "Sparse VD": hist["sparse-vd"]},
-                         metrics=("train_acc", "test_acc"),
+                         metrics=("train_acc", "test_acc"), zoom=(7, 13),
+                         hlines={f"chance, {100 * s['chance']:.0f} %": 100 * s["chance"]},
                          title="Random training labels (solid: train, dashed: test)")
-fig.axes[0].axhline(100 * result["results"]["summary"]["chance"], color="0.4", ls=":", lw=1)
 nb.savefig(fig, "05_random_labels.png")
 plt.show()
 
+# %%
+predictions.reveal("05-dense-train", 100 * s["dense"]["train_acc"])
+predictions.reveal("05-svd-train", 100 * s["sparse-vd"]["train_acc"])
+predictions.reveal("05-svd-dropped", s["sparse-vd"]["sparsity_%"])
+
 # %% [markdown]
 # *Left:* the dense network's training accuracy (solid) climbs towards 100 % while its test accuracy
-# (dashed) stays at chance (dotted line): pure memorisation. The Sparse VD network's training accuracy
-# rises a little in the first epochs, while its KL weight is 0 and it is as free to memorise as the dense
-# net, then falls as soon as the KL weight is on and settles at 10.8 % (0.108 in the table below), just
-# above the dotted line: not chance but the share of the most frequent random label, which is what the
-# best constant prediction scores (exercise 2 below). *Right:* the share of weights Sparse VD drops
-# climbs to 100 % within a few epochs of the warm-up; the dense network has no $\log\alpha$ and drops
-# nothing (drawn at 0).
+# (dashed) stays at chance (dotted line): pure memorisation, which binary dropout (Srivastava et al. 2014)
+# does not prevent. The Sparse VD network's training accuracy rises a little in the first epochs, while its
+# KL weight is 0 and it is as free to memorise as the dense net, then falls as soon as the KL weight is on.
+# *Middle:* the same curves near chance: Sparse VD settles at 10.8 %, a little above the 10 % line; why not
+# exactly at chance is exercise 2. *Right:* the share of weights Sparse VD drops climbs to 100 % within a few
+# epochs of the warm-up; the dense network has no $\log\alpha$ and drops nothing (drawn at 0).
+#
+# Why the difference: the data term wants to memorise, but every memorised bit costs weights, and under the
+# log-uniform prior a weight whose removal does not hurt the *expected* likelihood is cheaper dropped. With
+# random labels no weight helps on average, so the KL wins everywhere.
 
 # %%
-s = result["results"]["summary"]
 summary = pd.DataFrame({name: s[key] for name, key in (("dense + dropout", "dense"),
                                                         ("Sparse VD", "sparse-vd"))}).T
 summary = summary.rename(columns={"test_prediction_majority_fraction": "share of the most frequent "
@@ -161,10 +175,18 @@ summary.round(3)
 # on the input, so every test image gets the same class (one distinct prediction). A network without
 # weights is not without parameters: its biases remain, and they set that constant output.
 #
-# **Predict.** Which constant output minimises the training cross-entropy on random labels? What
-# training accuracy and training loss (in nats) does it reach?
-#
-# **Exercise 2 (code, 10 min).** Write `constant_prediction(y_train, n_classes)`: for the best constant
+# **Predict.** The best constant output (the same probability vector for every input) on these random
+# training labels: is its mean cross-entropy above, equal to, or below $\log 10 = 2.3026$ nats?
+
+# %%
+LOSS_CHOICES = ["above log 10", "equal to log 10", "below log 10"]
+MY_LOSS = None  # your prediction: one of LOSS_CHOICES
+predictions.ask("05-constant-loss", "The best constant predictor of the random training labels: is its "
+                "mean cross-entropy above, equal to or below log 10 nats?", kind="choice",
+                choices=LOSS_CHOICES, prediction=MY_LOSS)
+
+# %% [markdown]
+# **Exercise 2 (reasoning, then code, about 15 min).** Write `constant_prediction(y_train, n_classes)`: for the best constant
 # predictor on the labels `y_train` (the probability vector $p$, the same for every input, that
 # minimises the mean cross-entropy $-\frac1N\sum_n \log p_{y_n}$), return the class it predicts, its
 # training accuracy (a fraction) and its mean cross-entropy (nats).
@@ -200,6 +222,8 @@ print(f"best constant: class {cls}, train accuracy {acc:.3f}, train loss {loss:.
 print(f"Sparse VD, epoch {int(sv_hist['epoch'].iloc[-1])}: train accuracy "
       f"{sv_hist['train_acc'].iloc[-1]:.3f}, data loss {sv_hist['data_loss'].iloc[-1]:.4f} nats; "
       f"test accuracy {sv_hist['test_acc'].iloc[-1]:.3f} (a constant {cls} scores {on_test:.3f})")
+predictions.reveal("05-constant-loss", LOSS_CHOICES[0 if loss > np.log(K) + 1e-9
+                                                    else 2 if loss < np.log(K) - 1e-9 else 1])
 
 # %% [markdown]
 # Sparse VD found exactly the best constant: its training accuracy is the share of the most frequent
