@@ -119,7 +119,9 @@ def _check_explorer(page, explorer: str, caption: str, table, fig, before: dict,
 
 
 def test_prior_slider_01(ran):
-    """01: drag alpha (log slider, 10^-3 .. 10^2) to 10; the posterior table and plot follow."""
+    """01: drag alpha (log slider, 10^-3 .. 10^2) to 10; the table (with the share of sign flips among
+    the 20,000 seeded samples) and the figure (the samples over q on its fixed frame) follow: both must
+    equal ``prior_render`` for the slider values, which is deterministic (seeded)."""
     from sparsevd_lab import widgets
 
     page, _ = ran("01_log_uniform_prior")
