@@ -112,7 +112,7 @@ print(f"{noisy.train_size} training labels replaced; "
 # ## 2. Training curves
 #
 # The shipped run trains two LeNet-300-100 networks on these labels for 200 epochs with the same optimiser
-# (Adam $10^{-3}$, no learning-rate decay, so that memorisation can happen): a dense one with binary
+# (Adam $10^{-3}$, no learning-rate decay): a dense one with binary
 # dropout $p = 0.5$ after each hidden layer, and a Sparse VD one with the authors' KL warm-up (KL weight
 # 0 for 5 epochs, then up to 1 by epoch 20).
 #
