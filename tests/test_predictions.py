@@ -207,3 +207,16 @@ def test_plot_question_without_a_reveal():
                                      "predictions": {"a": 1.0, "b": 2.0}, "values": []})
     ax = fig.axes[0]
     assert not ax.lines and ax.get_ylabel() == "students (count)"
+
+
+def test_collect_names_default_files_by_their_folder(tmp_path, monkeypatch):
+    """Every student's file is called predictions.json: the report names each by its folder."""
+    monkeypatch.delenv("SPARSEVD_STUDENT", raising=False)
+    paths = []
+    for name, guess in [("alice", 0.1), ("bob", 0.2)]:
+        path = tmp_path / name / "predictions.json"
+        monkeypatch.setenv("SPARSEVD_PREDICTIONS", str(path))
+        ask("q", "?", prediction=guess)
+        paths.append(path)
+    assert predictions.collect(paths)["q"]["predictions"] == {"alice/predictions.json": 0.1,
+                                                             "bob/predictions.json": 0.2}
