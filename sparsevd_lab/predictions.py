@@ -33,7 +33,7 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from .files import atomic_path, atomic_write_text
 from .settings import settings
