@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import sparsevd_lab as sv
-from sparsevd_lab.compress import (
+from sparsevd_lab.compression import (
     CompressedFileError,
     CompressedSequential,
     Constant,
@@ -276,7 +276,7 @@ def test_file_is_plain_named_tensors_with_json_metadata(tmp_path, lenet300):
 
     from safetensors import safe_open
 
-    from sparsevd_lab.compress import FORMAT_VERSION
+    from sparsevd_lab.compression import FORMAT_VERSION
 
     path = save_compressed(compress(lenet300, storage="sparse"), tmp_path / "m.safetensors")
     with safe_open(str(path), "pt") as fh:
@@ -307,7 +307,7 @@ def test_reads_format_version_2(tmp_path, lenet300):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from sparsevd_lab.compress.fileformat import _pack, encode_architecture
+    from sparsevd_lab.compression.fileformat import _pack, encode_architecture
 
     model = compress(lenet300, storage="sparse")
     good = save_compressed(model, tmp_path / "v3.safetensors")
@@ -412,7 +412,7 @@ def test_benchmark_fast_mode_smoke(capsys):
 
 
 def test_inference_layout_exact_pool_first_inplace_channels_last_chunks(tmp_path, lenet5):
-    from sparsevd_lab.compress import CHUNK_BYTES, inference_layout
+    from sparsevd_lab.compression import CHUNK_BYTES, inference_layout
 
     c = compress(lenet5, storage="dense", input_shape=(1, 28, 28))
     kinds = [type(m) for m in c]
@@ -487,7 +487,7 @@ def test_compiled_csr_linear_equals_dense_product(n, bias):
 
 def test_sparse_mlp_equals_its_layers_and_survives_save_load(tmp_path):
     from sparsevd_lab import kernels
-    from sparsevd_lab.compress import SparseMLP
+    from sparsevd_lab.compression import SparseMLP
 
     if not kernels.kernels_enabled():
         pytest.skip("compiled kernels not available")
@@ -517,7 +517,7 @@ def test_sparse_mlp_equals_its_layers_and_survives_save_load(tmp_path):
 def test_compress_picks_the_sparse_mlp_only_when_it_measures_faster(lenet300):
     c = compress(lenet300, input_shape=(1, 28, 28), timing_batch=256, timing_repeats=3)
     if "seconds_sparse_mlp" in c.info:  # the compiled kernels were available
-        from sparsevd_lab.compress import SparseMLP
+        from sparsevd_lab.compression import SparseMLP
 
         used = any(isinstance(m, SparseMLP) for m in c.modules())
         assert used == (c.info["seconds_sparse_mlp"] < c.info["seconds_layers"])
