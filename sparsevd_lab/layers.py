@@ -17,6 +17,7 @@ file runs. Introduced in notebook 03.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from torch.nn.modules.utils import _pair
 from . import kernels
 
 __all__ = ["K1", "K2", "K3", "kl_approx", "compute_log_alpha", "linear_svdo", "conv2d_svdo",
-           "SVDOMixin", "LinearSVDO", "Conv2dSVDO", "svdo_layers", "kl_sum"]
+           "SVDOMixin", "LinearSVDO", "Conv2dSVDO", "svdo_layers", "kl_sum", "check_threshold"]
 
 # eq. 14: constants of the sigmoid approximation of -KL(q || log-uniform prior).
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
@@ -82,6 +83,7 @@ def linear_svdo(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | No
     training=False: F.linear(x, theta * (log_alpha < threshold), b), deterministic (sec. 4.3).
     """
     if not training:
+        threshold = check_threshold(threshold)
         mask = compute_log_alpha(weight, log_sigma2) < threshold  # sec. 4.3: drop log alpha >= t
         return F.linear(x, weight * mask, bias)  # sec. 4.3: theta * mask, no noise
     if _fast_path(x, weight, log_sigma2):
@@ -101,6 +103,7 @@ def conv2d_svdo(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | No
     training=False: F.conv2d with theta * (log_alpha < threshold), deterministic.
     """
     if not training:
+        threshold = check_threshold(threshold)
         mask = compute_log_alpha(weight, log_sigma2) < threshold  # sec. 4.3: drop log alpha >= t
         return F.conv2d(x, weight * mask, bias, stride, padding, dilation, groups)  # sec. 4.3
     if not isinstance(padding, str) and _fast_path(x, weight, log_sigma2):
@@ -123,12 +126,27 @@ def kl_sum(layers, grad_scale: float = 1.0) -> Tensor:
     return sum(kl_approx(m.log_alpha).sum() for m in layers)  # eq. 14 summed over every weight
 
 
-def _check_threshold(threshold: float) -> float:
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float; a clear error for None, a string or a non-finite number."""
+    if torch.is_tensor(threshold) and threshold.numel() == 1:
+        threshold = threshold.item()
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a number (the paper uses 3.0: weights with "
+                        f"log alpha >= 3 are dropped); got {threshold!r}")
     threshold = float(threshold)
     if not math.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number (the paper uses 3.0, i.e. alpha ~ 20); "
                          f"got {threshold}")
     return threshold
+
+
+def _check_size(name: str, value) -> int:
+    """A layer size (features, channels, kernel side): a whole number >= 1, as nn.Linear needs."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1; got {value!r}"
+                         + (f" (int({value!r}) = {int(value)}?)" if isinstance(value, float) and value >= 1
+                            else ""))
+    return int(value)
 
 
 def _check_log_sigma2_init(value: float) -> float:
@@ -144,6 +162,13 @@ def _check_input(layer: nn.Module, x: Tensor) -> None:
         what = x.dtype if torch.is_tensor(x) else type(x).__name__
         raise TypeError(f"{type(layer).__name__} expects a floating-point tensor, got {what}; "
                         f"convert it first, e.g. x.float() (images: x.float() / 255)")
+    if x.dtype != layer.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{type(layer).__name__} has {layer.weight.dtype} weights but the input is "
+                        f"{x.dtype}; convert the input (x.to({layer.weight.dtype})) or the layer "
+                        f"(layer.to({x.dtype}))")
+    if x.device != layer.weight.device:
+        raise RuntimeError(f"{type(layer).__name__} is on {layer.weight.device} but the input on "
+                           f"{x.device}; move one of them, e.g. x.to('{layer.weight.device}')")
 
 
 class SVDOMixin:
@@ -158,7 +183,7 @@ class SVDOMixin:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        self._threshold = _check_threshold(value)
+        self._threshold = check_threshold(value)
 
     @property
     def log_alpha(self) -> Tensor:
@@ -171,7 +196,7 @@ class SVDOMixin:
 
     def mask(self, threshold: float | None = None) -> Tensor:
         """Boolean mask of the weights kept at ``threshold`` (default: the layer's own)."""
-        t = self._threshold if threshold is None else _check_threshold(threshold)
+        t = self._threshold if threshold is None else check_threshold(threshold)
         with torch.no_grad():
             return self.log_alpha < t
 
@@ -196,7 +221,8 @@ class LinearSVDO(SVDOMixin, nn.Module):
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = _check_size("in_features", in_features)
+        self.out_features = _check_size("out_features", out_features)
         self.threshold = threshold
         self.log_sigma2_init = _check_log_sigma2_init(log_sigma2_init)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
@@ -238,14 +264,27 @@ class Conv2dSVDO(SVDOMixin, nn.Module):
                  dilation=1, groups: int = 1, bias: bool = True, threshold: float = 3.0,
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        in_channels = _check_size("in_channels", in_channels)
+        out_channels = _check_size("out_channels", out_channels)
+        groups = _check_size("groups", groups)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both "
                              f"be divisible by groups ({groups})")
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
             if min(_pair(value)) < 1:
                 raise ValueError(f"{name} must be >= 1 in each direction (e.g. {name}=3); got {value}")
+        if isinstance(padding, str):
+            # torch.nn.Conv2d's rules: "same" keeps the size, which a stride cannot
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'same', 'valid' or numbers; got {padding!r}")
+            if padding == "same" and max(_pair(stride)) > 1:
+                raise ValueError("padding='same' is not supported for strided convolutions (as in "
+                                 "torch.nn.Conv2d); use stride=1, or numeric padding such as "
+                                 "padding=kernel_size // 2")
+        elif min(_pair(padding)) < 0:
+            raise ValueError(f"padding must be >= 0 in each direction; got {padding}")
         factory = {"device": device, "dtype": dtype}
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
         self.groups = int(groups)
