@@ -3,6 +3,7 @@
 The method, one job per module (``import sparsevd_lab`` loads these):
   ``layers``      LinearSVDO, Conv2dSVDO, linear_svdo, conv2d_svdo, kl_approx: the reference, read
                   beside the paper
+  ``arguments``   the layers' argument checks (clear errors for bad sizes, thresholds, inputs)
   ``kernels``     the fast path: compiled CPU kernels for the same formulas (SPARSEVD_KERNELS=0: off)
   ``objective``   SGVLB, the KL warm-up
   ``train``       fit, evaluate, the authors' recipes

@@ -17,7 +17,6 @@ file runs. Introduced in notebook 03.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +24,8 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from . import kernels
+from .arguments import (check_input, check_log_sigma2_init, check_padding, check_pair, check_size,
+                        check_threshold)
 
 __all__ = ["K1", "K2", "K3", "kl_approx", "compute_log_alpha", "linear_svdo", "conv2d_svdo",
            "SVDOMixin", "LinearSVDO", "Conv2dSVDO", "svdo_layers", "kl_sum", "check_threshold"]
@@ -126,51 +127,6 @@ def kl_sum(layers, grad_scale: float = 1.0) -> Tensor:
     return sum(kl_approx(m.log_alpha).sum() for m in layers)  # eq. 14 summed over every weight
 
 
-def check_threshold(threshold: float) -> float:
-    """``threshold`` as a float; a clear error for None, a string or a non-finite number."""
-    if torch.is_tensor(threshold) and threshold.numel() == 1:
-        threshold = threshold.item()
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number (the paper uses 3.0: weights with "
-                        f"log alpha >= 3 are dropped); got {threshold!r}")
-    threshold = float(threshold)
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number (the paper uses 3.0, i.e. alpha ~ 20); "
-                         f"got {threshold}")
-    return threshold
-
-
-def _check_size(name: str, value) -> int:
-    """A layer size (features, channels, kernel side): a whole number >= 1, as nn.Linear needs."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1; got {value!r}"
-                         + (f" (int({value!r}) = {int(value)}?)" if isinstance(value, float) and value >= 1
-                            else ""))
-    return int(value)
-
-
-def _check_log_sigma2_init(value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"log_sigma2_init must be a finite number (the paper starts at -10, almost "
-                         f"no noise); got {value}")
-    return value
-
-
-def _check_input(layer: nn.Module, x: Tensor) -> None:
-    if not torch.is_tensor(x) or not torch.is_floating_point(x):
-        what = x.dtype if torch.is_tensor(x) else type(x).__name__
-        raise TypeError(f"{type(layer).__name__} expects a floating-point tensor, got {what}; "
-                        f"convert it first, e.g. x.float() (images: x.float() / 255)")
-    if x.dtype != layer.weight.dtype and not torch.is_autocast_enabled(x.device.type):
-        raise TypeError(f"{type(layer).__name__} has {layer.weight.dtype} weights but the input is "
-                        f"{x.dtype}; convert the input (x.to({layer.weight.dtype})) or the layer "
-                        f"(layer.to({x.dtype}))")
-    if x.device != layer.weight.device:
-        raise RuntimeError(f"{type(layer).__name__} is on {layer.weight.device} but the input on "
-                           f"{x.device}; move one of them, e.g. x.to('{layer.weight.device}')")
-
-
 class SVDOMixin:
     """What every Sparse VD layer shares: ``log_alpha``, ``kl()``, the mask and the threshold."""
 
@@ -221,10 +177,10 @@ class LinearSVDO(SVDOMixin, nn.Module):
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.in_features = _check_size("in_features", in_features)
-        self.out_features = _check_size("out_features", out_features)
+        self.in_features = check_size("in_features", in_features)
+        self.out_features = check_size("out_features", out_features)
         self.threshold = threshold
-        self.log_sigma2_init = _check_log_sigma2_init(log_sigma2_init)
+        self.log_sigma2_init = check_log_sigma2_init(log_sigma2_init)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.log_sigma2 = nn.Parameter(torch.empty(out_features, in_features, **factory))
         if bias:
@@ -242,7 +198,7 @@ class LinearSVDO(SVDOMixin, nn.Module):
         self._reset_log_sigma2()
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_input(self, input)
+        check_input(self, input)
         if input.dim() < 1 or input.shape[-1] != self.in_features:
             raise ValueError(f"LinearSVDO expected input of shape (..., {self.in_features}), got "
                              f"{tuple(input.shape)}; flatten images first (e.g. nn.Flatten())")
@@ -264,32 +220,22 @@ class Conv2dSVDO(SVDOMixin, nn.Module):
                  dilation=1, groups: int = 1, bias: bool = True, threshold: float = 3.0,
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
-        in_channels = _check_size("in_channels", in_channels)
-        out_channels = _check_size("out_channels", out_channels)
-        groups = _check_size("groups", groups)
+        in_channels = check_size("in_channels", in_channels)
+        out_channels = check_size("out_channels", out_channels)
+        groups = check_size("groups", groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both "
                              f"be divisible by groups ({groups})")
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-            if min(_pair(value)) < 1:
-                raise ValueError(f"{name} must be >= 1 in each direction (e.g. {name}=3); got {value}")
-        if isinstance(padding, str):
-            # torch.nn.Conv2d's rules: "same" keeps the size, which a stride cannot
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be 'same', 'valid' or numbers; got {padding!r}")
-            if padding == "same" and max(_pair(stride)) > 1:
-                raise ValueError("padding='same' is not supported for strided convolutions (as in "
-                                 "torch.nn.Conv2d); use stride=1, or numeric padding such as "
-                                 "padding=kernel_size // 2")
-        elif min(_pair(padding)) < 0:
-            raise ValueError(f"padding must be >= 0 in each direction; got {padding}")
+            check_pair(name, value)
+        check_padding(padding, stride)
         factory = {"device": device, "dtype": dtype}
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
         self.groups = int(groups)
         self.threshold = threshold
-        self.log_sigma2_init = _check_log_sigma2_init(log_sigma2_init)
+        self.log_sigma2_init = check_log_sigma2_init(log_sigma2_init)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = nn.Parameter(torch.empty(shape, **factory))
         self.log_sigma2 = nn.Parameter(torch.empty(shape, **factory))
@@ -309,7 +255,7 @@ class Conv2dSVDO(SVDOMixin, nn.Module):
         self._reset_log_sigma2()
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_input(self, input)
+        check_input(self, input)
         if input.dim() not in (3, 4) or input.shape[-3] != self.in_channels:
             raise ValueError(f"Conv2dSVDO expected input of shape (N, {self.in_channels}, H, W) or "
                              f"({self.in_channels}, H, W), got {tuple(input.shape)}")

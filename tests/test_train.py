@@ -199,3 +199,25 @@ def test_evaluate_on_a_model_without_parameters_and_on_tensors(tiny):
     assert set(res) == {"loss", "acc"}
     with pytest.raises(ValueError, match="no examples"):
         evaluate(torch.nn.Flatten(), TensorLoader(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (not run on the CPU CI)")
+def test_resident_path_on_a_gpu_syncs_per_epoch_not_per_step(tiny):
+    """Issue 18, 3: on a GPU the device-resident path waits for the device once per epoch, not once
+    per step: 2 and 10 steps per epoch give the same number of synchronising calls."""
+    import warnings
+
+    counts = []
+    for batch in (150, 30):  # 2 and 10 steps per epoch over 300 examples
+        set_seed(1)
+        model = lenet_300_100(in_features=64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                h = fit(model, tiny, epochs=1, batch_size=batch, device="cuda", progress=False)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        assert h.attrs["data_path"] == "device"
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+    assert counts[0] == counts[1], counts
