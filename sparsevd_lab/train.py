@@ -276,7 +276,8 @@ def _split_data(data):
         f"(X, y) or (X, y, X_test, y_test), or a (train_loader, test_loader) pair of torch "
         f"DataLoaders or TensorLoaders (test_loader may be None); got {_describe(data)}"
         + (". NumPy arrays: convert with torch.as_tensor" if isinstance(data, (tuple, list)) and
-           any(isinstance(d, np.ndarray) for d in data) else ""))
+           any(isinstance(d, np.ndarray) for d in data) else "")
+        + (". One loader alone: pass (loader, None)" if _is_loader(data) else ""))
 
 
 def fit(

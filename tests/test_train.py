@@ -142,6 +142,8 @@ def test_fit_takes_tensors_and_dataloaders(tiny):
         _fit([tiny.x_train.numpy(), tiny.y_train.numpy()])
     with pytest.raises(ValueError, match="differ in length"):
         _fit((tiny.x_train, tiny.y_train[:10]))
+    with pytest.raises(TypeError, match=r"pass \(loader, None\)"):
+        _fit(tr)
 
 
 def test_task_comes_from_the_bundle_or_the_argument_never_the_dtype(tiny):
