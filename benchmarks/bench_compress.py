@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import sparsevd_lab as sv
-from sparsevd_lab.compress import CompressedSequential
+from sparsevd_lab.compression import CompressedSequential
 from sparsevd_lab.files import atomic_path
 from sparsevd_lab.train import RECIPES
 

@@ -3,13 +3,15 @@
 The method, one job per module (``import sparsevd_lab`` loads these):
   ``layers``      LinearSVDO, Conv2dSVDO, linear_svdo, conv2d_svdo, kl_approx: the reference, read
                   beside the paper
+  ``arguments``   the layers' argument checks (clear errors for bad sizes, thresholds, inputs)
   ``kernels``     the fast path: compiled CPU kernels for the same formulas (SPARSEVD_KERNELS=0: off)
   ``objective``   SGVLB, the KL warm-up
   ``train``       fit, evaluate, the authors' recipes
   ``data``        the data-set registry and loaders (no torchvision)
   ``models``      the paper's networks, from_dense
   ``reports``     sparsity and compression tables
-  ``compress``    a trained model made small and fast for real (subpackage), save/load
+  ``compression`` a trained model made small and fast for real (subpackage; ``sparsevd_lab.compress``
+                  is its function), save/load
   ``pruning``     magnitude pruning, the baseline
   ``checkpoint``  resumable training runs
   ``files``       the atomic file write every module uses
@@ -43,7 +45,7 @@ from .models import build_model, from_dense, lenet5, lenet_300_100, mlp_regresso
 from .objective import SGVLB, kl_warmup, model_kl
 from .reports import compression_ratio, sparsity_report, sparsity_string
 from .train import evaluate, fit, lr_factor, make_optimizer, resolve_device, set_seed
-from .compress import (
+from .compression import (
     CompressedFileError,
     compress,
     file_size_report,

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "FORMAT", "run_config", "save_checkpoint", "load_checkpoint",
+from .files import atomic_write, check_file_path
+
+__all__ = ["CheckpointError", "FORMAT", "run_config", "weights_id", "save_checkpoint", "load_checkpoint",
            "rng_state", "set_rng_state"]
 
 FORMAT = "sparsevd_lab.fit-checkpoint"
@@ -43,9 +45,18 @@ def _model_signature(model: nn.Module) -> list[list]:
             for k, v in model.state_dict().items()]
 
 
-def _fingerprint(model: nn.Module) -> str:
-    """A hash of the model's starting weights: two runs that start from different weights (another
-    seed, from scratch against from a dense net, another pruning mask) are different runs."""
+def _module_types(model: nn.Module) -> list[list[str]]:
+    """(name, class) of every module that holds a parameter or buffer: a LinearSVDO and an
+    nn.Linear of the same shapes are different models."""
+    return [[name, type(m).__name__] for name, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+
+
+def weights_id(model: nn.Module) -> str:
+    """A short hash of the model's current weights (every state-dict entry). Pass it as
+    ``fit(..., init_id=weights_id(model))`` where the start of a run matters: a net fine-tuned from a
+    trained dense net, or a pruned net whose mask decides what can train. A run from a fresh random
+    init needs none: its checkpoint holds the weights, and the seed is in the configuration."""
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
         h.update(k.encode())
@@ -54,11 +65,21 @@ def _fingerprint(model: nn.Module) -> str:
 
 
 def run_config(model: nn.Module, **settings: Any) -> dict:
-    """The description a checkpoint is matched against: the model's structure, a hash of its
-    starting weights, and ``settings`` (plain numbers, strings and lists: epochs, learning rate,
-    the KL weight of every epoch, ...). Call it before training or loading anything."""
+    """The description a checkpoint is matched against: the model's structure (parameter and buffer
+    names, shapes, dtypes, module types) and ``settings`` (plain numbers, strings and lists: epochs,
+    learning rate, the KL weight of every epoch, an ``init_id`` where the start matters, ...).
+
+    Not the random draw of the starting weights: a model rebuilt after a kernel restart, with the
+    global seed in another state, is the same run, and resuming loads the checkpoint's weights anyway.
+    Call it before training or loading anything."""
     return {"model_class": type(model).__name__, "model": _model_signature(model),
-            "initial_weights": _fingerprint(model), **settings}
+            "modules": _module_types(model), **settings}
+
+
+# Written by version 1 checkpoints before the run's identity left out the starting weights: such a
+# file has "initial_weights" (a hash of the random init) and lacks the keys below; nothing to compare.
+_LEGACY_KEY = "initial_weights"
+_NEW_KEYS = {"modules", "init_id"}
 
 
 def rng_state(loader_generator: torch.Generator | None) -> dict:
@@ -92,15 +113,13 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict, epoch: int, model:
                     optimizer: torch.optim.Optimizer, scheduler, history: list[dict],
                     loader_generator: torch.Generator | None) -> Path:
     """Write the checkpoint atomically (temporary file in the same folder, then rename)."""
-    from .experiments.common import atomic_write_bytes  # lazy: experiments imports train
-
     payload = {"format": FORMAT, "version": VERSION, "config": config, "epoch": int(epoch),
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "scheduler": scheduler.state_dict(), "rng": rng_state(loader_generator),
                "history": history}
     buf = io.BytesIO()
     torch.save(payload, buf)
-    return atomic_write_bytes(path, lambda fh: fh.write(buf.getvalue()))
+    return atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -114,8 +133,8 @@ def _differences(saved: dict, now: dict) -> list[str]:
                    + "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
                    + ")")
     keys = set(saved) | set(now)
-    if "initial_weights" not in saved:  # written before the hash existed: nothing to compare
-        keys.discard("initial_weights")
+    if _LEGACY_KEY in saved:  # an older checkpoint: its init hash and the newer keys are not compared
+        keys -= {_LEGACY_KEY} | _NEW_KEYS
     for key in sorted(keys - {"model", "model_class"}):
         if saved.get(key) != now.get(key):
             a, b = saved.get(key, "absent"), now.get(key, "absent")
@@ -140,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike, config: dict) -> dict:
     lists what differs). Nothing is loaded into any model here: the caller loads only after this
     succeeded, so a refused checkpoint never leaves a half-loaded model.
     """
-    path = Path(path)
+    path = check_file_path(path, "run.pt")  # a folder is not a corrupt file
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickle of another kind

@@ -24,9 +24,11 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from . import kernels
+from .arguments import (check_input, check_log_sigma2_init, check_padding, check_pair, check_size,
+                        check_threshold)
 
 __all__ = ["K1", "K2", "K3", "kl_approx", "compute_log_alpha", "linear_svdo", "conv2d_svdo",
-           "SVDOMixin", "LinearSVDO", "Conv2dSVDO", "svdo_layers", "kl_sum"]
+           "SVDOMixin", "LinearSVDO", "Conv2dSVDO", "svdo_layers", "kl_sum", "check_threshold"]
 
 # eq. 14: constants of the sigmoid approximation of -KL(q || log-uniform prior).
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
@@ -82,6 +84,7 @@ def linear_svdo(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | No
     training=False: F.linear(x, theta * (log_alpha < threshold), b), deterministic (sec. 4.3).
     """
     if not training:
+        threshold = check_threshold(threshold)
         mask = compute_log_alpha(weight, log_sigma2) < threshold  # sec. 4.3: drop log alpha >= t
         return F.linear(x, weight * mask, bias)  # sec. 4.3: theta * mask, no noise
     if _fast_path(x, weight, log_sigma2):
@@ -101,6 +104,7 @@ def conv2d_svdo(x: Tensor, weight: Tensor, log_sigma2: Tensor, bias: Tensor | No
     training=False: F.conv2d with theta * (log_alpha < threshold), deterministic.
     """
     if not training:
+        threshold = check_threshold(threshold)
         mask = compute_log_alpha(weight, log_sigma2) < threshold  # sec. 4.3: drop log alpha >= t
         return F.conv2d(x, weight * mask, bias, stride, padding, dilation, groups)  # sec. 4.3
     if not isinstance(padding, str) and _fast_path(x, weight, log_sigma2):
@@ -123,29 +127,6 @@ def kl_sum(layers, grad_scale: float = 1.0) -> Tensor:
     return sum(kl_approx(m.log_alpha).sum() for m in layers)  # eq. 14 summed over every weight
 
 
-def _check_threshold(threshold: float) -> float:
-    threshold = float(threshold)
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number (the paper uses 3.0, i.e. alpha ~ 20); "
-                         f"got {threshold}")
-    return threshold
-
-
-def _check_log_sigma2_init(value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"log_sigma2_init must be a finite number (the paper starts at -10, almost "
-                         f"no noise); got {value}")
-    return value
-
-
-def _check_input(layer: nn.Module, x: Tensor) -> None:
-    if not torch.is_tensor(x) or not torch.is_floating_point(x):
-        what = x.dtype if torch.is_tensor(x) else type(x).__name__
-        raise TypeError(f"{type(layer).__name__} expects a floating-point tensor, got {what}; "
-                        f"convert it first, e.g. x.float() (images: x.float() / 255)")
-
-
 class SVDOMixin:
     """What every Sparse VD layer shares: ``log_alpha``, ``kl()``, the mask and the threshold."""
 
@@ -158,7 +139,7 @@ class SVDOMixin:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        self._threshold = _check_threshold(value)
+        self._threshold = check_threshold(value)
 
     @property
     def log_alpha(self) -> Tensor:
@@ -171,7 +152,7 @@ class SVDOMixin:
 
     def mask(self, threshold: float | None = None) -> Tensor:
         """Boolean mask of the weights kept at ``threshold`` (default: the layer's own)."""
-        t = self._threshold if threshold is None else _check_threshold(threshold)
+        t = self._threshold if threshold is None else check_threshold(threshold)
         with torch.no_grad():
             return self.log_alpha < t
 
@@ -196,9 +177,10 @@ class LinearSVDO(SVDOMixin, nn.Module):
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = check_size("in_features", in_features)
+        self.out_features = check_size("out_features", out_features)
         self.threshold = threshold
-        self.log_sigma2_init = _check_log_sigma2_init(log_sigma2_init)
+        self.log_sigma2_init = check_log_sigma2_init(log_sigma2_init)
         self.weight = nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.log_sigma2 = nn.Parameter(torch.empty(out_features, in_features, **factory))
         if bias:
@@ -216,7 +198,7 @@ class LinearSVDO(SVDOMixin, nn.Module):
         self._reset_log_sigma2()
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_input(self, input)
+        check_input(self, input)
         if input.dim() < 1 or input.shape[-1] != self.in_features:
             raise ValueError(f"LinearSVDO expected input of shape (..., {self.in_features}), got "
                              f"{tuple(input.shape)}; flatten images first (e.g. nn.Flatten())")
@@ -238,19 +220,22 @@ class Conv2dSVDO(SVDOMixin, nn.Module):
                  dilation=1, groups: int = 1, bias: bool = True, threshold: float = 3.0,
                  log_sigma2_init: float = -10.0, device=None, dtype=None) -> None:
         super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        in_channels = check_size("in_channels", in_channels)
+        out_channels = check_size("out_channels", out_channels)
+        groups = check_size("groups", groups)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must both "
                              f"be divisible by groups ({groups})")
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-            if min(_pair(value)) < 1:
-                raise ValueError(f"{name} must be >= 1 in each direction (e.g. {name}=3); got {value}")
+            check_pair(name, value)
+        check_padding(padding, stride)
         factory = {"device": device, "dtype": dtype}
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
         self.groups = int(groups)
         self.threshold = threshold
-        self.log_sigma2_init = _check_log_sigma2_init(log_sigma2_init)
+        self.log_sigma2_init = check_log_sigma2_init(log_sigma2_init)
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = nn.Parameter(torch.empty(shape, **factory))
         self.log_sigma2 = nn.Parameter(torch.empty(shape, **factory))
@@ -270,7 +255,7 @@ class Conv2dSVDO(SVDOMixin, nn.Module):
         self._reset_log_sigma2()
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_input(self, input)
+        check_input(self, input)
         if input.dim() not in (3, 4) or input.shape[-3] != self.in_channels:
             raise ValueError(f"Conv2dSVDO expected input of shape (N, {self.in_channels}, H, W) or "
                              f"({self.in_channels}, H, W), got {tuple(input.shape)}")

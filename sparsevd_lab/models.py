@@ -23,14 +23,53 @@ def _conv(svdo: bool, *args, **kwargs) -> nn.Module:
     return Conv2dSVDO(*args, **kwargs) if svdo else nn.Conv2d(*args, **kwargs)
 
 
+class InputCheck:
+    """A forward pre-hook that says, before any layer runs, when an input does not have the shape a
+    network was built for, and how to build one for it (a bare shape error from inside a layer
+    names neither). A plain object, so the model still copies and pickles."""
+
+    def __init__(self, network: str, shape: tuple[int, ...]) -> None:
+        self.network, self.shape = network, tuple(shape)
+
+    def __call__(self, module: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        if not torch.is_tensor(x):
+            return
+        got = tuple(x.shape[1:])
+        if self.network == "lenet_300_100":
+            numel = int(torch.Size(got).numel()) if x.dim() >= 2 else 0
+            if x.dim() >= 2 and numel == self.shape[0]:
+                return
+            raise ValueError(
+                f"lenet_300_100 was built for {self.shape[0]} input features per example; got an "
+                f"input of shape {tuple(x.shape)}"
+                + (f": build it with lenet_300_100(in_features={numel})" if numel else
+                   ": give a batch, shape (N, ...)"))
+        if x.dim() == 4 and got == self.shape:
+            return
+        c, side = self.shape[0], self.shape[1]
+        fix = "give a batch of images, shape (N, C, H, W)"
+        if x.dim() == 4:
+            cin, h, w = got
+            if h == w and h >= 16:
+                fix = f"build it with lenet5(in_channels={cin}, image_size={h})"
+            else:
+                fix = (f"LeNet-5 needs square images of at least 16x16; for {h}x{w} images use "
+                       f"lenet_300_100(in_features={cin * h * w})")
+        raise ValueError(f"lenet5 was built for images of shape (N, {c}, {side}, {side}); got "
+                         f"{tuple(x.shape)}: {fix}")
+
+
 def lenet_300_100(svdo: bool = True, in_features: int = 784, num_classes: int = 10) -> nn.Sequential:
     """LeNet-300-100: a 784-300-100-10 MLP with ReLU (paper Table 1)."""
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Flatten(),
         _linear(svdo, in_features, 300), nn.ReLU(),
         _linear(svdo, 300, 100), nn.ReLU(),
         _linear(svdo, 100, num_classes),
     )
+    model.register_forward_pre_hook(InputCheck("lenet_300_100", (in_features,)))
+    return model
 
 
 def lenet5(svdo: bool = True, in_channels: int = 1, image_size: int = 28,
@@ -39,13 +78,15 @@ def lenet5(svdo: bool = True, in_channels: int = 1, image_size: int = 28,
     side = ((image_size - 4) // 2 - 4) // 2
     if side < 1:
         raise ValueError(f"image_size={image_size} is too small for LeNet-5 (needs >= 16)")
-    return nn.Sequential(
+    model = nn.Sequential(
         _conv(svdo, in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
         _conv(svdo, 20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
         _linear(svdo, 50 * side * side, 500), nn.ReLU(),
         _linear(svdo, 500, num_classes),
     )
+    model.register_forward_pre_hook(InputCheck("lenet5", (in_channels, image_size, image_size)))
+    return model
 
 
 # VGG-like for CIFAR-10 (Zagoruyko's "cifar.torch" net used by the paper): conv widths x k.

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparsevd_lab import fit, lenet_300_100, load_sklearn_digits, set_seed
-from sparsevd_lab.checkpoint import CheckpointError, load_checkpoint, run_config
+from sparsevd_lab.checkpoint import CheckpointError, load_checkpoint, run_config, weights_id
 
 
 class Stop(Exception):
@@ -114,13 +114,71 @@ def test_run_config_describes_model_and_settings():
     assert ["1.log_sigma2", [300, 64], "float32"] in cfg["model"]
 
 
-def test_other_starting_weights_are_another_run(small, tmp_path):
-    """Same architecture and settings, other starting weights (another seed, or from a dense net
-    instead of from scratch): the checkpoint is refused, not silently continued."""
+def test_resume_after_a_reseed_equals_uninterrupted(small, tmp_path):
+    """Issue 20, 5: a run's identity is its configuration and the model's structure, not the random
+    draw of its starting weights. Interrupted after epoch 1, then resumed with a model rebuilt after
+    another global seed (a kernel restart, one extra cell run): the same weights as an
+    uninterrupted run."""
+    model0, hist0 = _run(small)
+    path = tmp_path / "run.pt"
+    with pytest.raises(Stop):
+        _run(small, path, stop_after=1)
+    set_seed(123)  # another global state: the rebuilt model starts from other random weights
+    rebuilt = lenet_300_100(in_features=64)
+    assert not torch.equal(rebuilt[1].weight, model0[1].weight)
+    hist1 = fit(rebuilt, small, epochs=5, kl_weight=lambda e: 0.1 * e, progress=False, checkpoint=path)
+    assert hist1["data_loss"].tolist() == hist0["data_loss"].tolist()
+    diff = max((a - b).abs().max().item()
+               for a, b in zip(model0.state_dict().values(), rebuilt.state_dict().values()))
+    assert diff <= 1e-5
+
+
+def test_a_declared_start_is_part_of_the_run(small, tmp_path):
+    """Where the start matters (fine-tuning a trained net, a pruning mask) the caller says so with
+    ``init_id``: a checkpoint made from another start is refused, naming init_id."""
+    path = tmp_path / "run.pt"
+    set_seed(1)
+    a = lenet_300_100(in_features=64)
+    with pytest.raises(Stop):
+        fit(a, small, epochs=3, progress=False, checkpoint=path, init_id=weights_id(a),
+            callback=lambda e, m, r: (_ for _ in ()).throw(Stop()))
+    set_seed(2)
+    b = lenet_300_100(in_features=64)
+    assert weights_id(a) != weights_id(b)
+    with pytest.raises(CheckpointError, match="init_id"):
+        fit(b, small, epochs=3, progress=False, checkpoint=path, init_id=weights_id(b))
+
+
+def test_the_module_types_are_part_of_the_run(small, tmp_path):
+    """The same parameter names and shapes in other module types (ReLU against Tanh holds nothing,
+    so: Linear against a Linear subclass) are another model."""
+    class MyLinear(torch.nn.Linear):
+        pass
+
+    set_seed(1)
+    cfg_a = run_config(torch.nn.Sequential(torch.nn.Linear(3, 2)), epochs=1)
+    cfg_b = run_config(torch.nn.Sequential(MyLinear(3, 2)), epochs=1)
+    assert cfg_a["model"] == cfg_b["model"] and cfg_a["modules"] != cfg_b["modules"]
+
+
+def test_a_folder_is_refused_as_a_folder(small, tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        fit(lenet_300_100(in_features=64), small, epochs=1, progress=False, checkpoint=tmp_path)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        load_checkpoint(tmp_path, {})
+
+
+def test_legacy_checkpoint_with_an_init_hash_still_resumes(small, tmp_path):
+    """A checkpoint written before this change (config with "initial_weights", without "modules"
+    and "init_id") resumes: only the keys it has are compared."""
     path = tmp_path / "run.pt"
     with pytest.raises(Stop):
         _run(small, path, stop_after=2)
-    set_seed(2)
-    other = lenet_300_100(in_features=64)
-    with pytest.raises(CheckpointError, match="initial_weights"):
-        fit(other, small, epochs=5, kl_weight=lambda e: 0.1 * e, progress=False, checkpoint=path)
+    payload = torch.load(path, weights_only=True)
+    cfg = payload["config"]
+    cfg.pop("modules")
+    cfg.pop("init_id")
+    cfg["initial_weights"] = "0123456789abcdef"
+    torch.save(payload, path)
+    model1, hist1 = _run(small, path)
+    assert hist1["epoch"].tolist() == [1, 2, 3, 4, 5]

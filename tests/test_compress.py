@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import sparsevd_lab as sv
-from sparsevd_lab.compress import (
+from sparsevd_lab.compression import (
     CompressedFileError,
     CompressedSequential,
     Constant,
@@ -276,7 +276,7 @@ def test_file_is_plain_named_tensors_with_json_metadata(tmp_path, lenet300):
 
     from safetensors import safe_open
 
-    from sparsevd_lab.compress import FORMAT_VERSION
+    from sparsevd_lab.compression import FORMAT_VERSION
 
     path = save_compressed(compress(lenet300, storage="sparse"), tmp_path / "m.safetensors")
     with safe_open(str(path), "pt") as fh:
@@ -307,7 +307,7 @@ def test_reads_format_version_2(tmp_path, lenet300):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from sparsevd_lab.compress.fileformat import _pack, encode_architecture
+    from sparsevd_lab.compression.fileformat import _pack, encode_architecture
 
     model = compress(lenet300, storage="sparse")
     good = save_compressed(model, tmp_path / "v3.safetensors")
@@ -412,7 +412,7 @@ def test_benchmark_fast_mode_smoke(capsys):
 
 
 def test_inference_layout_exact_pool_first_inplace_channels_last_chunks(tmp_path, lenet5):
-    from sparsevd_lab.compress import CHUNK_BYTES, inference_layout
+    from sparsevd_lab.compression import CHUNK_BYTES, inference_layout
 
     c = compress(lenet5, storage="dense", input_shape=(1, 28, 28))
     kinds = [type(m) for m in c]
@@ -487,7 +487,7 @@ def test_compiled_csr_linear_equals_dense_product(n, bias):
 
 def test_sparse_mlp_equals_its_layers_and_survives_save_load(tmp_path):
     from sparsevd_lab import kernels
-    from sparsevd_lab.compress import SparseMLP
+    from sparsevd_lab.compression import SparseMLP
 
     if not kernels.kernels_enabled():
         pytest.skip("compiled kernels not available")
@@ -517,7 +517,7 @@ def test_sparse_mlp_equals_its_layers_and_survives_save_load(tmp_path):
 def test_compress_picks_the_sparse_mlp_only_when_it_measures_faster(lenet300):
     c = compress(lenet300, input_shape=(1, 28, 28), timing_batch=256, timing_repeats=3)
     if "seconds_sparse_mlp" in c.info:  # the compiled kernels were available
-        from sparsevd_lab.compress import SparseMLP
+        from sparsevd_lab.compression import SparseMLP
 
         used = any(isinstance(m, SparseMLP) for m in c.modules())
         assert used == (c.info["seconds_sparse_mlp"] < c.info["seconds_layers"])
@@ -526,3 +526,53 @@ def test_compress_picks_the_sparse_mlp_only_when_it_measures_faster(lenet300):
     assert _max_diff(c, lenet300, x) <= TOL
     flops = flops_report(lenet300, (1, 28, 28), c)  # the report sees the layers inside a SparseMLP
     assert len(flops) >= 3
+
+
+def test_compress_api_edges_of_issue_20(tmp_path):
+    """A wrong input_shape is a clear error before any work; threshold=None means the layers' own;
+    load_compressed(device='cuda') without a GPU says so; storage='auto' records what it measured."""
+    torch.manual_seed(0)
+    conv = sv.lenet5().eval()
+    with pytest.raises(ValueError, match=r"input_shape=\(784,\) does not fit this model.*\(1, 28, 28\)"):
+        sv.compress(conv, input_shape=(784,))
+    with pytest.raises(ValueError, match="input_shape must be a tuple"):
+        sv.compress(conv, input_shape=784)
+    mlp = sv.lenet_300_100(in_features=64).eval()
+    with torch.no_grad():
+        mlp[1].log_sigma2.fill_(5.0)  # most of fc1 dropped
+        mlp[1].log_sigma2[:, :8] = -10.0
+    same = sv.compress(mlp, threshold=None, storage="dense")
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.allclose(same(x), mlp(x), atol=1e-5)
+    assert same.info["storage_rule"] == "forced: storage='dense'"
+    timed = sv.compress(mlp, timing_repeats=1, timing_batch=8)
+    assert timed.info["storage_rule"] == "timed" and timed.info["timing"]["batch"] == 8
+    assert all("seconds_dense" in layer for layer in timed.info["layers"])
+    path = sv.save_compressed(timed, tmp_path / "m.safetensors")
+    assert sv.load_compressed(path).info["timing"]["repeats"] == 1  # the file says what was measured
+    assert sv.sparsity_report(mlp, None).equals(sv.sparsity_report(mlp))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            sv.load_compressed(path, device="cuda")
+
+
+def test_compression_modules_use_each_others_public_names():
+    """Issue 20, 6: no sibling imports a private name of another, and is_conv is defined once."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(sv.__file__).parent / "compression"
+    defined = []
+    for f in folder.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert private == [], f"{f.name} imports {private} from {node.module}"
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "is_conv":
+                defined.append(f.name)
+    assert defined == ["modules.py"]
+    lengths = {n.name: n.end_lineno - n.lineno for n in ast.walk(ast.parse((folder / "shrink.py").read_text()))
+               if isinstance(n, ast.FunctionDef)}
+    assert lengths["_shrink"] < 20  # _shrink calls one function per step
+    assert max(v for k, v in lengths.items() if k != "compress") < 60, lengths

@@ -172,8 +172,14 @@ def test_vgg_like_offline_is_a_clear_error(monkeypatch, capsys):
     (["regression-sweep", "--dataset", "offline-digits"], "valid: diabetes"),
     (["lenet300", "--epochs", "0"], "--epochs must be >= 1"),
     (["lenet300", "--epochs", "ten"], "invalid int value"),
-])
-def test_cli_bad_input_exits_2_with_the_valid_choices(argv, needle, capsys):
+    (["lenet300", "--threads", "-2"], "--threads must be >= 1"),
+    (["lenet300", "--val-size", "-5"], "--val-size must be >= 0"),
+    (["lenet300", "--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
+    (["lenet300", "--device", "tpu9"], "--device tpu9"),
+] + ([] if torch.cuda.is_available() else [(["lenet300", "--device", "cuda"], "no CUDA GPU")]))
+def test_cli_bad_input_exits_2_with_the_valid_choices(argv, needle, capsys, monkeypatch):
+    # every one of these is refused before any data is loaded (or any training starts)
+    monkeypatch.setattr(cli, "run_experiment", lambda *a, **k: pytest.fail("ran the experiment"))
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2

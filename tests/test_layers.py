@@ -354,3 +354,39 @@ def test_module_gradcheck_float64_linear_and_grouped_conv():
         x.requires_grad_()
         inputs = (x, *[p.detach().clone().requires_grad_() for p in layer.parameters()])
         assert torch.autograd.gradcheck(f, inputs)
+
+
+def test_api_edges_of_issue_20():
+    """Sizes, strided 'same' padding, a float64 input, threshold=None: clear errors, at once."""
+    for bad in (10.7, -1, 0, True, "3"):
+        with pytest.raises(ValueError, match="in_features must be a whole number >= 1"):
+            LinearSVDO(bad, 3)
+    with pytest.raises(ValueError, match=r"int\(10.7\) = 10"):
+        LinearSVDO(10.7, 3)
+    with pytest.raises(ValueError, match="out_channels must be a whole number"):
+        Conv2dSVDO(1, -2, 3)
+    # torch.nn.Conv2d's rule, at construction as there
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
+        torch.nn.Conv2d(1, 2, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
+        Conv2dSVDO(1, 2, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="'same', 'valid'"):
+        Conv2dSVDO(1, 2, 3, padding="full")
+    same = Conv2dSVDO(1, 2, 3, padding="same").eval()
+    assert same(torch.randn(1, 1, 6, 6)).shape == (1, 2, 6, 6)
+    with pytest.raises(TypeError, match=r"float32 weights but the input is torch.float64.*x.to"):
+        LinearSVDO(3, 2)(torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match="float32 weights but the input is torch.float64"):
+        Conv2dSVDO(1, 2, 3)(torch.randn(1, 1, 5, 5, dtype=torch.float64))
+    for make in (lambda: LinearSVDO(3, 2, threshold=None), lambda: Conv2dSVDO(1, 2, 3, threshold="3")):
+        with pytest.raises(TypeError, match="threshold must be a number"):
+            make()
+    layer = LinearSVDO(3, 2)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        layer.threshold = None
+    assert layer.mask(None).shape == (2, 3)  # None here means: the layer's own threshold
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        linear_svdo(torch.randn(1, 3), layer.weight, layer.log_sigma2, training=False, threshold=None)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        conv2d_svdo(torch.randn(1, 1, 5, 5), torch.randn(2, 1, 3, 3), torch.zeros(2, 1, 3, 3),
+                    training=False, threshold=None)

@@ -52,3 +52,22 @@ def test_from_dense_errors():
         from_dense("model")
     with pytest.raises(ValueError, match="zero padding"):
         from_dense(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"))
+
+
+@pytest.mark.parametrize("svdo", [True, False])
+def test_input_shape_check_names_the_model_to_build(svdo):
+    """LeNet-5 on 8x8 digits (issue 20): a message that says what to build, from the model itself."""
+    with pytest.raises(ValueError, match=r"lenet5 .* \(N, 1, 28, 28\); got \(2, 1, 8, 8\).*"
+                                         r"lenet_300_100\(in_features=64\)"):
+        lenet5(svdo)(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"lenet5\(in_channels=3, image_size=32\)"):
+        lenet5(svdo)(torch.randn(2, 3, 32, 32))
+    assert lenet5(svdo, in_channels=3, image_size=32)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"lenet_300_100\(in_features=64\)"):
+        lenet_300_100(svdo)(torch.randn(2, 1, 8, 8))
+    import copy
+    import pickle
+
+    model = pickle.loads(pickle.dumps(copy.deepcopy(lenet5(svdo))))  # the check copies and pickles
+    with pytest.raises(ValueError, match="lenet5 was built for"):
+        model(torch.randn(2, 1, 8, 8))

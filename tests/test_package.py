@@ -32,3 +32,14 @@ def test_package_docstring_lists_every_module():
     names |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     missing = sorted(n for n in names if f"``{n}``" not in sparsevd_lab.__doc__)
     assert missing == []
+
+
+def test_compression_subpackage_and_compress_function_have_their_own_names():
+    """``import sparsevd_lab.compression as C`` gives the subpackage (issue 20, 6); ``sv.compress`` stays
+    the function."""
+    import importlib
+
+    C = importlib.import_module("sparsevd_lab.compression")
+    assert C.__name__ == "sparsevd_lab.compression" and callable(C.save_compressed)
+    assert callable(sparsevd_lab.compress) and sparsevd_lab.compress is C.compress
+    assert sparsevd_lab.compression is C

@@ -4,11 +4,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 
 from ..checkpoint import CheckpointError
 from ..data import DATASETS, DataError
+from ..train import resolve_device
 from .lenet import PHASES
 from .runners import EXPERIMENTS, run_experiment
 
@@ -33,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default ./results; the shipped results are in "
                              "sparsevd_lab/results)")
     parser.add_argument("--fast", action="store_true", help="a few seconds: data subset, 1-2 epochs")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu or cuda (on a GPU the data stay on it when they fit)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--resume", action="store_true",
@@ -82,6 +86,19 @@ def _print_summary(result: dict) -> None:
     print(f"{p['epochs_note']}; wall time {p['wall_time_s']} s; data: {p['dataset_source']}")
 
 
+def _unwritable(folder: str) -> str | None:
+    """Why ``folder`` cannot take the result files (None when it can): made if missing, then
+    probed with a temporary file, so a bad --out fails before minutes of training."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        return f"cannot write there ({err.strerror or type(err).__name__})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -104,6 +121,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--phases applies to lenet300 and lenet5, with --resume")
     if args.checkpoint_dir and not args.resume:
         parser.error("--checkpoint-dir needs --resume")
+    # checked here, before any data is loaded
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1 (the number of CPU threads torch uses, e.g. "
+                     f"--threads 2); got {args.threads}")
+    if args.val_size is not None and args.val_size < 0:
+        parser.error(f"--val-size must be >= 0 (training examples held out for validation; 0: "
+                     f"none); got {args.val_size}")
+    try:
+        resolve_device(args.device)
+    except RuntimeError as err:  # no GPU for --device cuda, or an unknown device name
+        parser.error(f"--device {args.device}: {str(err).splitlines()[0]}")
+    problem = _unwritable(args.out)
+    if problem:
+        parser.error(f"--out {args.out}: {problem}; give a folder you can write to, e.g. "
+                     f"--out results")
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m sparsevd_lab.experiments " + " ".join(

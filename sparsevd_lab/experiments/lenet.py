@@ -5,6 +5,7 @@ import copy
 
 from torch import nn
 
+from ..checkpoint import weights_id
 from ..data import DataBundle, TensorLoader
 from ..layers import svdo_layers
 from ..models import from_dense, lenet5, lenet_300_100
@@ -78,8 +79,10 @@ def _iterative_pruning(ctx: Context, dense: nn.Module, test: TensorLoader, recip
         # the same fine-tuning as the matched row (the recipe's lr, flat then linear to 0): a tenth
         # of it for 3 epochs (Han et al.'s SGD rule) left LeNet-300-100 at 16 % error at 90 %
         # sparsity on Fashion-MNIST, still improving when it stopped
+        # the start of this run is the pruned net (its mask decides what can train): say so
         h = ctx.fit(current, phase=f"pruning-iterative-{step:02d}", epochs=ft_epochs,
-                    lr=recipe["lr"], batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
+                    lr=recipe["lr"], batch_size=recipe["batch_size"], lr_flat_fraction=0.5,
+                    init_id=f"pruned {weights_id(current)}")
         history[f"{step:02d}"] = _frame(h, ["epoch", "data_loss", "train_acc", "test_acc", "seconds"])
         pruning.make_permanent(current)
         counts = _dense_counts(current)
@@ -183,9 +186,11 @@ def run_lenet(ctx: Context) -> dict | None:
         if autosave is None or not rec.restore(autosave):
             rec.take(0)
         ctx.log(f"[{name}] Sparse VD ({route}), {epochs} epochs")
+        # from a dense net the start is that net's weights: part of the run's identity
+        start = {"init_id": f"from-dense {weights_id(dense)}"} if route == "from-dense" else {}
         h = ctx.fit(svdo, phase="sparse-vd", epochs=epochs, lr=recipe["lr"],
                     batch_size=recipe["batch_size"], lr_flat_fraction=recipe["lr_flat_fraction"],
-                    kl_weight=schedule, callback=rec)
+                    kl_weight=schedule, callback=rec, **start)
         history["sparse-vd"] = _frame(h, ["epoch", "lr", "kl_weight", "data_loss", "kl",
                                           "train_acc", "test_acc", "sparsity_%", "compression",
                                           "seconds"])
@@ -209,7 +214,8 @@ def run_lenet(ctx: Context) -> dict | None:
     # fine-tune at the recipe's learning rate, flat for half the epochs then linear to 0 (at a
     # tenth of it, 10 epochs barely move a net pruned to Sparse VD's ~99 % sparsity)
     h = ctx.fit(pruned, phase="pruning-matched", epochs=ft_epochs, lr=recipe["lr"],
-                batch_size=recipe["batch_size"], lr_flat_fraction=0.5)
+                batch_size=recipe["batch_size"], lr_flat_fraction=0.5,
+                init_id=f"pruned {weights_id(pruned)}")
     history["pruning-matched"] = _frame(h, ["epoch", "lr", "data_loss", "train_acc", "test_acc",
                                             "seconds"])
     pruning.make_permanent(pruned)

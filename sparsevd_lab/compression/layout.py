@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .. import kernels
 from .modules import (CompressedSequential, IndexSelect, SparseConv2d, SparseLinear, SparseMLP,
-                      _sparse_module)
+                      sparse_module)
 
 __all__ = ["inference_layout", "CHUNK_BYTES"]
 
@@ -67,13 +67,13 @@ def inference_layout(model: nn.Sequential, example: Tensor | None = None) -> nn.
     return model
 
 
-def _device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
     return torch.device("cpu")
 
 
-def _timing_input(compact: CompressedSequential, input_shape, example_input, timing_batch: int):
+def timing_input(compact: CompressedSequential, input_shape, example_input, timing_batch: int):
     """A representative batch to time on: ``example_input``, else random rows of ``input_shape``
     (for a Linear-first model, maybe behind Flatten / IndexSelect, its input width); else None."""
     if example_input is not None:
@@ -91,21 +91,26 @@ def _timing_input(compact: CompressedSequential, input_shape, example_input, tim
         if input_shape is None:
             return None
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(timing_batch, *input_shape, generator=gen).to(_device(compact))
+    return torch.randn(timing_batch, *input_shape, generator=gen).to(model_device(compact))
 
 
-def _interleaved(fns, x, repeats: int) -> list[float]:
-    """Median seconds of each fn(x), timed in turn (so that background load hits all alike)."""
+def interleaved_times(fns, x, repeats: int) -> list[float]:
+    """Median seconds of each fn(x), timed in turn (so that background load hits all alike). On a
+    GPU the clock waits for the device (kernels run asynchronously: without a synchronize the timer
+    would measure the launch only)."""
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     times = [[] for _ in fns]
     for _ in range(repeats):
         for t, fn in zip(times, fns):
+            sync()
             start = time.perf_counter()
             fn(x)
+            sync()
             t.append(time.perf_counter() - start)
     return [statistics.median(t) for t in times]
 
 
-def _mlp_variant(compact: CompressedSequential):
+def mlp_variant(compact: CompressedSequential):
     """``compact`` with its tail of IndexSelect / Linear / ReLU modules replaced by one ``SparseMLP``,
     or None (no such tail, not float32, or no compiled kernels)."""
     mods = list(compact)
@@ -129,11 +134,11 @@ def _mlp_variant(compact: CompressedSequential):
 
 
 @torch.no_grad()
-def _choose_storage(compact: CompressedSequential, storage: str, x: Tensor | None, repeats: int) -> None:
+def choose_storage(compact: CompressedSequential, storage: str, x: Tensor | None, repeats: int) -> None:
     weight_idx = [i for i, m in enumerate(compact) if isinstance(m, (nn.Linear, nn.Conv2d))]
     if storage == "sparse":
         for i in weight_idx:
-            compact[i] = _sparse_module(compact[i])
+            compact[i] = sparse_module(compact[i])
             compact.info["layers"][weight_idx.index(i)]["storage"] = "sparse"
         return
     # "auto": time each layer on its own input from a representative batch (x).
@@ -144,11 +149,11 @@ def _choose_storage(compact: CompressedSequential, storage: str, x: Tensor | Non
         for m in list(compact)[:i]:
             h = m(h)
         dense = compact[i]
-        sparse = _sparse_module(dense)
+        sparse = sparse_module(dense)
         ref = dense(h)
         if not torch.allclose(sparse(h), ref, rtol=1e-4, atol=1e-5):  # pragma: no cover
             continue
-        t_dense, t_sparse = _interleaved([dense, sparse], h, repeats)
+        t_dense, t_sparse = interleaved_times([dense, sparse], h, repeats)
         compact.info["layers"][pos]["seconds_dense"] = t_dense
         compact.info["layers"][pos]["seconds_sparse"] = t_sparse
         if t_sparse < t_dense:

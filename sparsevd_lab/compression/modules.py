@@ -219,20 +219,20 @@ class CompressedSequential(nn.Sequential):
 
 
 # Elementwise modules: a constant input gives a constant output; (attributes saved in the file).
-_ELEMENTWISE = {
+ELEMENTWISE = {
     nn.ReLU: (), nn.ReLU6: (), nn.LeakyReLU: ("negative_slope",), nn.Tanh: (), nn.Sigmoid: (),
     nn.ELU: ("alpha",), nn.GELU: ("approximate",), nn.SiLU: (), nn.Identity: (),
     nn.Hardtanh: ("min_val", "max_val"), nn.Softplus: ("beta", "threshold"),
 }
 
 
-def _is_conv(m: nn.Module) -> bool:
+def is_conv(m: nn.Module) -> bool:
     return isinstance(m, (Conv2dSVDO, nn.Conv2d))
 
 
-def _dense_module(layer: nn.Module, w: Tensor, b: Tensor | None) -> nn.Module:
+def dense_module(layer: nn.Module, w: Tensor, b: Tensor | None) -> nn.Module:
     factory = {"bias": b is not None, "device": w.device, "dtype": w.dtype}
-    if _is_conv(layer):
+    if is_conv(layer):
         new = nn.utils.skip_init(nn.Conv2d, w.shape[1], w.shape[0], tuple(w.shape[2:]),
                                  tuple(layer.stride), tuple(layer.padding), tuple(layer.dilation),
                                  **factory)
@@ -244,7 +244,7 @@ def _dense_module(layer: nn.Module, w: Tensor, b: Tensor | None) -> nn.Module:
     return new
 
 
-def _sparse_module(m: nn.Module) -> nn.Module:
+def sparse_module(m: nn.Module) -> nn.Module:
     if isinstance(m, nn.Conv2d):
         new = SparseConv2d(m.weight.detach(), m.bias, m.stride, m.padding, m.dilation)
     else:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..layers import Conv2dSVDO, LinearSVDO, SVDOMixin
 from .fileformat import save_compressed
-from .layout import _device
+from .layout import model_device
 from .modules import SparseConv2d, SparseLinear, SparseMLP
 from .shrink import compress
 
@@ -76,9 +76,9 @@ def flops_report(model: nn.Module, input_shape: tuple[int, ...], compressed: nn.
     """
     if compressed is None:
         compressed = compress(model, threshold, storage="dense")
-    x = torch.zeros(1, *input_shape, device=_device(model))
+    x = torch.zeros(1, *input_shape, device=model_device(model))
     before = _madds(model, x, threshold)
-    after = _madds(compressed, x.to(_device(compressed)), threshold)
+    after = _madds(compressed, x.to(model_device(compressed)), threshold)
     rows = []
     for name, r in before.items():
         c = after.get(name)

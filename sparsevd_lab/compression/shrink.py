@@ -9,10 +9,11 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ..layers import Conv2dSVDO, LinearSVDO, SVDOMixin, _check_threshold, svdo_layers
-from .layout import _choose_storage, _device, _interleaved, _mlp_variant, _timing_input, inference_layout
-from .modules import (_ELEMENTWISE, CompressedSequential, Constant, IndexSelect, _dense_module,
-                      _is_conv)
+from ..layers import Conv2dSVDO, LinearSVDO, SVDOMixin, check_threshold, svdo_layers
+from .layout import (choose_storage, inference_layout, interleaved_times, mlp_variant, model_device,
+                     timing_input)
+from .modules import (ELEMENTWISE, CompressedSequential, Constant, IndexSelect, dense_module,
+                      is_conv)
 
 __all__ = ["compress", "STORAGES"]
 
@@ -24,6 +25,34 @@ _WEIGHT = (LinearSVDO, Conv2dSVDO, nn.Linear, nn.Conv2d)
 
 class _Unsupported(Exception):
     pass
+
+
+def _check_example(model: nn.Module, input_shape, example_input) -> None:
+    """A clear error, before any work, when ``input_shape`` / ``example_input`` is not what the
+    model reads (e.g. ``input_shape=(784,)`` for LeNet-5, which reads (1, 28, 28))."""
+    if input_shape is not None:
+        if isinstance(input_shape, int) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in input_shape):
+            raise ValueError(f"input_shape must be a tuple of sizes >= 1, one example's shape "
+                             f"without the batch dimension, e.g. (1, 28, 28); got {input_shape!r}")
+        x, what = torch.zeros(1, *input_shape, device=model_device(model)), f"input_shape={tuple(input_shape)}"
+    elif example_input is not None:
+        if not torch.is_tensor(example_input) or example_input.dim() < 2:
+            raise ValueError("example_input must be a batch of inputs, shape (N, ...)")
+        x, what = example_input[:1], f"example_input of shape {tuple(example_input.shape)}"
+    else:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ValueError(f"compress: {what} does not fit this model ({str(err).splitlines()[0]}); "
+                         f"give one example's shape without the batch dimension, as the model "
+                         f"reads it (e.g. (1, 28, 28) for LeNet-5, (784,) for LeNet-300-100)") from None
+    finally:
+        model.train(was_training)
 
 
 def _flatten_chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -38,13 +67,9 @@ def _flatten_chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return out
 
 
-def _is_conv(m: nn.Module) -> bool:
-    return isinstance(m, (Conv2dSVDO, nn.Conv2d))
-
-
 def _check_module(name: str, m: nn.Module) -> None:
     t = type(m)
-    if t in (LinearSVDO, nn.Linear) or t in _ELEMENTWISE or t in _DROPOUT:
+    if t in (LinearSVDO, nn.Linear) or t in ELEMENTWISE or t in _DROPOUT:
         return
     if t in (Conv2dSVDO, nn.Conv2d):
         if m.groups != 1:
@@ -79,11 +104,7 @@ def _weight_and_bias(m: nn.Module, threshold: float | None) -> tuple[Tensor, Ten
     return w, b
 
 
-def _padding_zero(m: nn.Module) -> bool:
-    return tuple(m.padding) == (0, 0)
-
-
-def _apply_segment_to_const(ops, const: Tensor, spatial: dict, next_in: int | None) -> Tensor:
+def _apply_segment_to_const(ops, const: Tensor, spatial: dict) -> Tensor:
     """Push per-unit constants (shape (1, C) or (1, C, 1, 1)) through the ops of a segment."""
     for name, m in ops:
         if isinstance(m, _DROPOUT) or isinstance(m, nn.MaxPool2d):
@@ -154,6 +175,9 @@ def compress(
     batch (``example_input``, else random inputs of ``input_shape`` without the batch dimension,
     ``timing_batch`` rows; a Linear-first model needs neither) and keeps the faster; "dense" or
     "sparse" force one. Without a shape to time on, "auto" keeps dense. The input model is untouched.
+    A timed choice depends on the machine and its load: ``info["storage_rule"]`` and
+    ``info["timing"]`` (saved in the file) say what was measured, and the seconds per layer are in
+    ``info["layers"]``; pass "dense" or "sparse" for a choice that does not depend on the machine.
 
     Raises ValueError for a model with no Sparse VD layer, a non-finite threshold or an unknown
     ``storage``. Architectures it cannot shrink give masked dense layers and a warning.
@@ -161,7 +185,7 @@ def compress(
     if not isinstance(model, nn.Module):
         raise TypeError(f"compress expects an nn.Module, got {type(model).__name__}")
     if threshold is not None:
-        threshold = _check_threshold(threshold)
+        threshold = check_threshold(threshold)
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}; got {storage!r}")
     if not svdo_layers(model):
@@ -170,6 +194,7 @@ def compress(
             "has nothing to remove. Train one with svdo=True (or sparsevd_lab.from_dense), or use "
             "sparsevd_lab.pruning.magnitude_prune for a dense baseline."
         )
+    _check_example(model, input_shape, example_input)
     try:
         chain = _flatten_chain(model)
         for name, m in chain:
@@ -178,37 +203,65 @@ def compress(
     except _Unsupported as err:
         return _fallback(model, threshold, str(err))
     compact.eval()
-    x = _timing_input(compact, input_shape, example_input, timing_batch) if storage == "auto" else None
+    x = timing_input(compact, input_shape, example_input, timing_batch) if storage == "auto" else None
     if storage != "dense":
-        _choose_storage(compact, storage, x, timing_repeats)
+        choose_storage(compact, storage, x, timing_repeats)
     if storage == "auto":
         # a tail of sparse linear layers may run faster in one pass of the compiled kernel: time it
-        variant = None if x is None else _mlp_variant(compact)
+        variant = None if x is None else mlp_variant(compact)
         if variant is not None:
-            t_layers, t_mlp = _interleaved([compact, variant], x, timing_repeats)
+            t_layers, t_mlp = interleaved_times([compact, variant], x, timing_repeats)
             for c in (compact, variant):
                 c.info["seconds_layers"], c.info["seconds_sparse_mlp"] = t_layers, t_mlp
             if t_mlp < t_layers:
                 compact = variant
+    if storage == "auto":
+        # the choice depends on this machine and its load at this moment: the file says what was
+        # measured (seconds per layer in info["layers"], the settings here), so a reader can tell
+        compact.info["storage_rule"] = (
+            "timed" if x is not None else "dense: no input shape to time on")
+        if x is not None:
+            compact.info["timing"] = {"device": str(x.device), "batch": int(x.shape[0]),
+                                      "repeats": int(timing_repeats),
+                                      "cpu_threads": torch.get_num_threads(),
+                                      "statistic": "median of interleaved runs"}
+    else:
+        compact.info["storage_rule"] = f"forced: storage={storage!r}"
     inference_layout(compact, example_input[:1] if example_input is not None else
-                     (torch.zeros(1, *input_shape, device=_device(compact)) if input_shape else None))
+                     (torch.zeros(1, *input_shape, device=model_device(compact)) if input_shape else None))
     return compact
 
 
 def _shrink(chain, threshold) -> CompressedSequential:
+    """The structural shrink, one step per function: split the chain at its weight layers, mask
+    the weights, map Flatten sizes, fold dead units into the next bias, find the units a kept
+    weight reads, and build the compact chain (or a constant, when every path is dropped)."""
+    layers, segments = _split_at_weights(chain)
+    ws, bs = map(list, zip(*(_weight_and_bias(m, threshold) for _, m in layers)))
+    spatial = _flatten_sizes(layers, segments)
+    _fold_dead_units(layers, segments, ws, bs, spatial)
+    needed_in, needed_out = _read_units(ws)
+    if any(not bool(n.any()) for n in needed_out[:-1]) or not bool(needed_in[0].any()):
+        return _constant_model(layers, segments, ws, bs, spatial)
+    return _compact_chain(layers, segments, ws, bs, spatial, needed_in, needed_out)
+
+
+def _split_at_weights(chain):
+    """(layers, segments): the weight layers, and segments[k] = the ops before weight layer k
+    (segments[-1]: the ops after the last one)."""
     weight_pos = [i for i, (_, m) in enumerate(chain) if isinstance(m, _WEIGHT)]
     if not weight_pos:
         raise _Unsupported("no weight layer")
-    n_layers = len(weight_pos)
-    # segments[k] = ops before weight layer k; segments[n_layers] = ops after the last one
     bounds = [-1] + weight_pos + [len(chain)]
-    segments = [chain[bounds[k] + 1: bounds[k + 1]] for k in range(n_layers + 1)]
-    layers = [chain[i] for i in weight_pos]
-    ws, bs = zip(*(_weight_and_bias(m, threshold) for _, m in layers))
-    ws, bs = list(ws), list(bs)
+    segments = [chain[bounds[k] + 1: bounds[k + 1]] for k in range(len(weight_pos) + 1)]
+    return [chain[i] for i in weight_pos], segments
 
-    # Shapes between layers: a Flatten after a conv maps channel c to features c*hw .. c*hw+hw-1.
+
+def _flatten_sizes(layers, segments) -> dict[str, int]:
+    """Shapes between layers: a Flatten after a conv maps channel c to features c*hw .. c*hw+hw-1;
+    returns {flatten name: hw}."""
     spatial: dict[str, int] = {}
+    n_layers = len(layers)
     for k in range(n_layers + 1):
         prev = layers[k - 1][1] if k > 0 else None
         nxt = layers[k][1] if k < n_layers else None
@@ -216,56 +269,59 @@ def _shrink(chain, threshold) -> CompressedSequential:
         if len(flat_names) > 1:
             raise _Unsupported("more than one Flatten between two weight layers")
         if prev is not None and nxt is not None:
-            if _is_conv(prev) and not _is_conv(nxt) and not flat_names:
+            if is_conv(prev) and not is_conv(nxt) and not flat_names:
                 raise _Unsupported(f"{layers[k][0]}: a Linear reads a conv output without Flatten")
-            if _is_conv(nxt) and not _is_conv(prev):
+            if is_conv(nxt) and not is_conv(prev):
                 raise _Unsupported(f"{layers[k][0]}: a conv after a Linear")
             if flat_names:
-                c = prev.out_channels if _is_conv(prev) else prev.out_features
-                if _is_conv(nxt) or nxt.in_features % c:
+                c = prev.out_channels if is_conv(prev) else prev.out_features
+                if is_conv(nxt) or nxt.in_features % c:
                     raise _Unsupported(f"{flat_names[0]}: cannot map {c} channels onto the "
                                        f"next layer's inputs")
                 spatial[flat_names[0]] = nxt.in_features // c
+    return spatial
 
-    # Forward pass: which units are constant (no kept incoming weight), fold them downstream.
+
+def _fold_dead_units(layers, segments, ws, bs, spatial) -> None:
+    """Forward pass: a unit with no kept incoming weight outputs a constant; push it through the ops
+    after it and fold it into the next layer's bias (``ws`` and ``bs`` are updated in place)."""
     dtype = ws[0].dtype
-    const_in_mask = None  # bool per input unit of layer k
-    const_in_val = None
-    folded_in = [torch.zeros(0, dtype=torch.bool)] * n_layers
+    n_layers = len(layers)
+    const_in_mask = const_in_val = None  # per input unit of layer k: constant? its value
     for k in range(n_layers):
-        w, b = ws[k], bs[k]
-        out = w.shape[0]
+        w, out = ws[k], ws[k].shape[0]
         if const_in_mask is not None and bool(const_in_mask.any()):
             foldable = const_in_mask.clone()
-            if _is_conv(layers[k][1]) and not _padding_zero(layers[k][1]):
+            if is_conv(layers[k][1]) and tuple(layers[k][1].padding) != (0, 0):
                 foldable &= const_in_val == 0  # zero padding breaks a nonzero constant map
             if bool(foldable.any()):
                 cols = w[:, foldable].double()
                 vals = const_in_val[foldable].double()
                 colsum = cols.reshape(out, cols.shape[1], -1).sum(-1)  # sum over the kernel
-                delta = colsum @ vals
-                b = (torch.zeros(out, dtype=torch.float64) if b is None else b.double()) + delta
-                bs[k] = b.to(dtype)
+                b = torch.zeros(out, dtype=torch.float64) if bs[k] is None else bs[k].double()
+                bs[k] = (b + colsum @ vals).to(dtype)
                 w = w.clone()
                 w[:, foldable] = 0
                 ws[k] = w
-            folded_in[k] = foldable
-        else:
-            folded_in[k] = torch.zeros(w.shape[1], dtype=torch.bool)
+        if k + 1 == n_layers:
+            break
         live = w.reshape(out, -1).ne(0).any(1)
         const = torch.zeros(out, dtype=dtype) if bs[k] is None else bs[k].clone()
-        if k + 1 < n_layers:
-            shape = (1, out, 1, 1) if _is_conv(layers[k][1]) else (1, out)
-            with torch.no_grad():
-                cval = _apply_segment_to_const(segments[k + 1], const.reshape(shape), spatial, None)
-            hw = cval.numel() // out
-            const_in_mask = (~live).repeat_interleave(hw)
-            const_in_val = cval.reshape(-1)
-            const_in_val = torch.where(const_in_mask, const_in_val, torch.zeros_like(const_in_val))
+        shape = (1, out, 1, 1) if is_conv(layers[k][1]) else (1, out)
+        with torch.no_grad():
+            cval = _apply_segment_to_const(segments[k + 1], const.reshape(shape), spatial)
+        hw = cval.numel() // out
+        const_in_mask = (~live).repeat_interleave(hw)
+        cval = cval.reshape(-1)
+        const_in_val = torch.where(const_in_mask, cval, torch.zeros_like(cval))
 
-    # Backward pass: which units does a kept weight downstream read?
-    needed_out = [None] * n_layers
-    needed_in = [None] * n_layers
+
+def _read_units(ws) -> tuple[list[Tensor], list[Tensor]]:
+    """Backward pass: (needed_in, needed_out) per layer, the input and output units that a kept
+    weight downstream reads."""
+    n_layers = len(ws)
+    needed_out: list = [None] * n_layers
+    needed_in: list = [None] * n_layers
     needed_out[-1] = torch.ones(ws[-1].shape[0], dtype=torch.bool)
     for k in range(n_layers - 1, -1, -1):
         w = ws[k][needed_out[k]]
@@ -274,69 +330,76 @@ def _shrink(chain, threshold) -> CompressedSequential:
             torch.zeros(nin, dtype=torch.bool)
         if k > 0:
             units = ws[k - 1].shape[0]
-            hw = nin // units
-            needed_out[k - 1] = needed_in[k].reshape(units, hw).any(1)
+            needed_out[k - 1] = needed_in[k].reshape(units, nin // units).any(1)
+    return needed_in, needed_out
 
-    if any(not bool(n.any()) for n in needed_out[:-1]) or not bool(needed_in[0].any()):
-        # A layer with no kept unit: nothing reads the input, the output is a constant.
-        if _is_conv(layers[-1][1]):
-            raise _Unsupported("every path is dropped in a net that ends with a conv")
-        b = bs[-1] if bs[-1] is not None else torch.zeros(ws[-1].shape[0], dtype=dtype)
-        with torch.no_grad():
-            value = _apply_segment_to_const(segments[-1], b.reshape(1, -1), spatial, None)
-        info = {"structured": True, "constant": True, "layers": [
-            {"layer": n, "type": "conv2d" if _is_conv(m) else "linear",
-             "shape_before": list(w.shape), "shape_after": [0] * w.dim(), "kept_weights": 0,
-             "storage": "none"} for (n, m), w in zip(layers, ws)]}
-        return CompressedSequential(Constant(value.reshape(-1)), info=info)
 
-    # Build the compact chain.
+def _constant_model(layers, segments, ws, bs, spatial) -> CompressedSequential:
+    """A layer with no kept unit: nothing reads the input, the output is a constant."""
+    if is_conv(layers[-1][1]):
+        raise _Unsupported("every path is dropped in a net that ends with a conv")
+    b = bs[-1] if bs[-1] is not None else torch.zeros(ws[-1].shape[0], dtype=ws[0].dtype)
+    with torch.no_grad():
+        value = _apply_segment_to_const(segments[-1], b.reshape(1, -1), spatial)
+    info = {"structured": True, "constant": True, "layers": [
+        {"layer": n, "type": "conv2d" if is_conv(m) else "linear",
+         "shape_before": list(w.shape), "shape_after": [0] * w.dim(), "kept_weights": 0,
+         "storage": "none"} for (n, m), w in zip(layers, ws)]}
+    return CompressedSequential(Constant(value.reshape(-1)), info=info)
+
+
+def _segment_modules(ops, k: int, n_layers: int, kept_units, needed_in, spatial) -> list[nn.Module]:
+    """The ops between two weight layers, acting on the kept units of layer k-1 (on the input for
+    k == 0): dropout removed, batch norm sliced, an IndexSelect after Flatten for unread features."""
+    modules: list[nn.Module] = []
+    for n, m in ops:
+        if isinstance(m, _DROPOUT):
+            continue
+        if isinstance(m, nn.Flatten):
+            modules.append(nn.Flatten())
+            if 0 < k < n_layers:
+                hw = spatial[n]
+                sel = needed_in[k].reshape(-1, hw)[kept_units]
+                # the kept units become features: unit u -> u*hw .. u*hw+hw-1 (for a batch norm after)
+                kept_units = (kept_units.repeat_interleave(hw) * hw
+                              + torch.arange(hw).repeat(len(kept_units)))
+                if not bool(sel.all()):
+                    feat_index = sel.reshape(-1).nonzero().flatten()
+                    modules.append(IndexSelect(feat_index, sel.numel()))
+                    kept_units = kept_units[feat_index]
+            continue
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            modules.append(_slice_bn(m, kept_units))
+        elif isinstance(m, nn.MaxPool2d):
+            modules.append(nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
+                                        ceil_mode=m.ceil_mode))
+        else:
+            modules.append(copy.deepcopy(m))
+    return modules
+
+
+def _compact_chain(layers, segments, ws, bs, spatial, needed_in, needed_out) -> CompressedSequential:
+    """The compact chain: each weight layer keeps the rows it must output and the columns it reads."""
+    n_layers = len(layers)
     modules: list[nn.Module] = []
     info_layers = []
     for k in range(n_layers + 1):
-        # ops of segment k act on the kept units of layer k-1 (or on the input for k == 0)
         kept_units = None if k == 0 else needed_out[k - 1].nonzero().flatten()
-        feat_index = None  # kept features of the next layer's input, in compact numbering
-        for n, m in segments[k]:
-            if isinstance(m, _DROPOUT):
-                continue
-            if isinstance(m, nn.Flatten):
-                modules.append(nn.Flatten())
-                if k > 0 and k < n_layers:
-                    hw = spatial[n]
-                    sel = needed_in[k].reshape(-1, hw)[kept_units]
-                    if not bool(sel.all()):
-                        feat_index = sel.reshape(-1).nonzero().flatten()
-                        modules.append(IndexSelect(feat_index, sel.numel()))
-                        kept_units = (kept_units.repeat_interleave(hw) * hw
-                                      + torch.arange(hw).repeat(len(kept_units)))[feat_index]
-                    else:
-                        kept_units = (kept_units.repeat_interleave(hw) * hw
-                                      + torch.arange(hw).repeat(len(kept_units)))
-                continue
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                modules.append(_slice_bn(m, kept_units))
-                continue
-            if isinstance(m, nn.MaxPool2d):
-                modules.append(nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
-                                            ceil_mode=m.ceil_mode))
-                continue
-            modules.append(copy.deepcopy(m))
+        modules += _segment_modules(segments[k], k, n_layers, kept_units, needed_in, spatial)
         if k == n_layers:
             break
         name, layer = layers[k]
         in_keep = needed_in[k].nonzero().flatten()
-        if k == 0:
-            if len(in_keep) < ws[0].shape[1]:
-                modules.append(IndexSelect(in_keep, ws[0].shape[1]))
+        if k == 0 and len(in_keep) < ws[0].shape[1]:
+            modules.append(IndexSelect(in_keep, ws[0].shape[1]))
         out_keep = needed_out[k].nonzero().flatten()
         w = ws[k][out_keep][:, in_keep].contiguous()
         b = None if bs[k] is None else bs[k][out_keep].contiguous()
-        new = _dense_module(layer, w, b)
+        new = dense_module(layer, w, b)
         new.source_name = name
         modules.append(new)
         info_layers.append({
-            "layer": name, "type": "conv2d" if _is_conv(layer) else "linear",
+            "layer": name, "type": "conv2d" if is_conv(layer) else "linear",
             "shape_before": list(ws[k].shape), "shape_after": list(w.shape),
             "kept_weights": int(w.ne(0).sum()), "storage": "dense",
         })

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from ..files import atomic_path, check_file_path
 from ..layers import svdo_layers
-from .modules import (_ELEMENTWISE, CompressedSequential, Constant, IndexSelect, SparseConv2d,
-                      SparseLinear, SparseMLP, _dense_module)
+from .modules import (ELEMENTWISE, CompressedSequential, Constant, IndexSelect, SparseConv2d,
+                      SparseLinear, SparseMLP, dense_module)
 from .shrink import compress
 
 __all__ = ["save_compressed", "load_compressed", "CompressedFileError", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -112,9 +112,9 @@ def _module_spec(i: int, m: nn.Module, tensors: dict, values_dtype: torch.dtype)
                 "index": put("index", m.index, _smallest_int(max(m.in_size - 1, 0)))}
     if t is Constant:
         return {"type": "constant", "value": put("value", m.value)}
-    if t in _ELEMENTWISE:
+    if t in ELEMENTWISE:
         spec = {"type": "elementwise", "class": t.__name__,
-                "args": {a: getattr(m, a) for a in _ELEMENTWISE[t]}}
+                "args": {a: getattr(m, a) for a in ELEMENTWISE[t]}}
         if getattr(m, "inplace", False):
             spec["inplace"] = True
         return spec
@@ -279,8 +279,8 @@ def _build_module(spec: dict, get) -> nn.Module:
     if t == "constant":
         return Constant(get(spec["value"]))
     if t == "elementwise":
-        cls = {c.__name__: c for c in _ELEMENTWISE}[spec["class"]]
-        m = cls(**{a: spec["args"][a] for a in _ELEMENTWISE[cls]})
+        cls = {c.__name__: c for c in ELEMENTWISE}[spec["class"]]
+        m = cls(**{a: spec["args"][a] for a in ELEMENTWISE[cls]})
         if spec.get("inplace"):
             m.inplace = True
         return m
@@ -307,10 +307,10 @@ def _build_module(spec: dict, get) -> nn.Module:
             if spec["storage"] == "sparse":
                 new = SparseConv2d(w, b, spec["stride"], spec["padding"], spec["dilation"])
             else:
-                new = _dense_module(layer, w, b)
+                new = dense_module(layer, w, b)
         else:
             new = SparseLinear(w, b) if spec["storage"] == "sparse" else \
-                _dense_module(nn.Linear(1, 1), w, b)
+                dense_module(nn.Linear(1, 1), w, b)
         new.source_name = spec.get("source_name", "")
         return new
     raise ValueError(f"unknown module type {t!r}")
@@ -324,6 +324,9 @@ def load_compressed(path: str | os.PathLike, device: str | torch.device = "cpu")
     """
     from safetensors import safe_open
 
+    from ..train import resolve_device
+
+    device = resolve_device(device)  # no GPU: say so before reading anything
     path = Path(path)
     if not path.is_file():
         raise _bad(path, "no such file")
