@@ -6,22 +6,20 @@
 Trains LeNet-300-100 twice from the same seed: once with the package's layers (log alpha unclamped,
 ``sparsevd_lab/layers.py``) and once with log alpha clamped to [-10, 10] before the KL and the mask,
 as in the authors' PyTorch code (the training forward uses log sigma^2 directly in both). The compiled
-kernels are switched off (SPARSEVD_KERNELS=0) for both runs, so both use layers.py's reference code,
+kernels are switched off (``kernels.disabled()``, as SPARSEVD_KERNELS=0) for both runs, so both use layers.py's reference code,
 where the KL reads the layer's ``log_alpha``. Prints test error, compression and the log alpha range
 (all weights, and the kept ones), and how many weights sit beyond each end of the clamp.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ["SPARSEVD_KERNELS"] = "0"  # both runs through layers.py's reference code
+import torch
 
-import torch  # noqa: E402
-
-import sparsevd_lab as sv  # noqa: E402
-from sparsevd_lab.layers import LinearSVDO, compute_log_alpha  # noqa: E402
+import sparsevd_lab as sv
+from sparsevd_lab import kernels
+from sparsevd_lab.layers import LinearSVDO, compute_log_alpha
 
 CLAMP = (-10.0, 10.0)
 
@@ -70,8 +68,9 @@ def main(argv=None) -> int:
         if name.startswith("clamped"):
             model = clamped(model)
         start = time.perf_counter()
-        history = sv.fit(model, data, epochs=args.epochs, batch_size=100, seed=args.seed,
-                         device="cpu", progress=False)
+        with kernels.disabled():  # both runs through layers.py's reference code (SPARSEVD_KERNELS=0)
+            history = sv.fit(model, data, epochs=args.epochs, batch_size=100, seed=args.seed,
+                             device="cpu", progress=False)
         rows.append(summary(name, model, history, time.perf_counter() - start))
         print(rows[-1], flush=True)
     import pandas as pd
