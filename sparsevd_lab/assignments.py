@@ -332,7 +332,8 @@ def verify(path: str | os.PathLike, fast: bool = True, timeout: int | None = Non
     its outputs) back to ``path``.
 
     Runs with ``sparsevd_lab.notebook.run_notebook``: inline figures, ``timeout`` seconds per cell
-    (default 120 in fast mode, 600 in default mode), a cell whose reply never comes named by its
+    (default 300 in fast mode, 600 in default mode; a stall, the kernel idle and no reply,
+    fails after 30 s), a cell whose reply never comes named by its
     number; the kernel may take up to ``startup_timeout`` seconds to start."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError

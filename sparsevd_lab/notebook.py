@@ -287,10 +287,11 @@ def clean_metadata(notebook) -> object:
 # The kernel draws with the inline backend whatever the caller's environment says (a test runner or
 # a CI job often exports MPLBACKEND=Agg, and then plt.show() leaves no image in the notebook).
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-# Per-cell limits (seconds). A cell of a fast (CI) run that takes longer than this has stalled; a
-# default-mode cell may train for minutes. STALL_S: the kernel has said "idle" for the cell but its
-# execute reply has not been seen for that long.
-CELL_TIMEOUT = {"fast": 120, "default": 600}
+# Per-cell limits (seconds) for a cell that keeps the kernel busy: a fast (CI) cell may still build
+# the compiled kernels on a cold cache (minutes on a loaded 2-core machine), a default-mode cell may
+# train for minutes. A stall is told apart and fails sooner: STALL_S after the kernel said "idle" for
+# the cell without its execute reply being seen (what nbclient issue 312 looks like).
+CELL_TIMEOUT = {"fast": 300, "default": 600}
 STALL_S = 30
 # Each wait on a kernel channel is cut into slices this long. A wait on a zmq socket from asyncio can
 # miss the wake-up of a message that is already there (nbclient issue 312, seen on the widget cells of
