@@ -168,7 +168,9 @@ plt.show()
 # %% [markdown]
 # Two groups: kept weights spread over small $\log\alpha$, and the dropped weights far above the threshold,
 # where the exact threshold hardly matters (notebook 06 slides it). The dropped group is not spread out:
-# it **piles up between 11 and 14** (fc1 in a sharp peak near 13). That is not a clamp. The layer computes
+# it **piles up between 11 and 14** (fc1 in a sharp peak near 13). That is not a clamp: the package does
+# not clamp $\log\alpha$ (the authors' code clamps it to [-10, 10]; A1's exercise 5 and the
+# [glossary](../docs/glossary.md) say what each choice costs). The layer computes
 #
 # $$\log\alpha = \log\sigma^2 - \log(\theta^2 + 10^{-8}),$$
 #

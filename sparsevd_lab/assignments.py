@@ -321,43 +321,39 @@ def build_all(check: bool = False, root: str | os.PathLike | None = None) -> lis
     return result
 
 
-def verify(path: str | os.PathLike, fast: bool = True, timeout: int = 600,
-           write: bool = False) -> list[dict]:
+def verify(path: str | os.PathLike, fast: bool = True, timeout: int | None = None,
+           write: bool = False, startup_timeout: int = 600) -> list[dict]:
     """Execute the student notebook ``path`` cell by cell (errors allowed, as Neuromatch's executor
     does) and return the errors, one {"cell", "ename", "evalue", "cascade"} per failing cell. Raises
     ``AssertionError`` listing them when any error is not a NotImplementedError from a stub or a
     cascade of one (``cascade``: a NameError for a name that a cell stopped by a stub, or by such a
     NameError, would have defined; e.g. ``net`` in a later cell when ``net = build(...)`` stopped).
     A solution notebook verifies with no error at all. ``write`` saves the executed notebook (with
-    its outputs) back to ``path``; the kernel may take up to ``timeout`` seconds to start."""
-    import nbformat
-    from nbclient import NotebookClient
+    its outputs) back to ``path``.
 
+    Runs with ``sparsevd_lab.notebook.run_notebook``: inline figures, ``timeout`` seconds per cell
+    (default 300 in fast mode, 600 in default mode; a stall, the kernel idle and no reply,
+    fails after 30 s), a cell whose reply never comes named by its
+    number; the kernel may take up to ``startup_timeout`` seconds to start."""
+    import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from .notebook import run_notebook
+
     path = Path(path)
-    before = os.environ.get("SPARSEVD_FAST")
-    os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
-    try:
-        # A kernel that never answers (seen now and then on a loaded machine, the kernel idle and
-        # the client waiting) is not the student's mistake: one fresh kernel gets a second try.
-        for attempt in (1, 2):
-            notebook = nbformat.read(path, as_version=4)
-            try:
-                NotebookClient(notebook, timeout=timeout, startup_timeout=timeout,
-                               kernel_name="python3", allow_errors=True,
-                               resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
-                break
-            except (CellTimeoutError, DeadKernelError) as err:
-                if attempt == 2:
-                    raise
-                print(f"verify {path.name}: {type(err).__name__} ({err}); once more with a fresh "
-                      f"kernel", file=sys.stderr, flush=True)
-    finally:
-        if before is None:
-            os.environ.pop("SPARSEVD_FAST", None)
-        else:
-            os.environ["SPARSEVD_FAST"] = before
+    # A kernel that dies, or a cell that stalls (seen now and then on a loaded machine), is not the
+    # student's mistake: one fresh kernel gets a second try.
+    for attempt in (1, 2):
+        notebook = nbformat.read(path, as_version=4)
+        try:
+            run_notebook(notebook, path.parent, fast, timeout, name=path.name, allow_errors=True,
+                         startup_timeout=startup_timeout)
+            break
+        except (CellTimeoutError, DeadKernelError) as err:
+            if attempt == 2:
+                raise
+            print(f"verify {path.name}: {type(err).__name__} ({err}); once more with a fresh "
+                  f"kernel", file=sys.stderr, flush=True)
     if write:
         _write_atomic(path, nbformat.writes(notebook))
     errors = []

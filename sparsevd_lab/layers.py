@@ -143,7 +143,10 @@ class SVDOMixin:
 
     @property
     def log_alpha(self) -> Tensor:
-        """log alpha = log sigma^2 - log theta^2, unclamped (clamping would kill the gradient)."""
+        """log alpha = log sigma^2 - log theta^2 (eq. 15), unclamped. The authors' code clamps it to
+        [-10, 10] before the KL, which zeroes the KL's gradient outside that range; here eq. 14 is
+        written to stay finite without a clamp (docs/glossary.md, "clamp": one run each, no
+        measurable difference)."""
         return compute_log_alpha(self.weight, self.log_sigma2)
 
     def kl(self) -> Tensor:

@@ -45,6 +45,11 @@ __all__ = [
     "shipped_result",
     "clean_metadata",
     "execute",
+    "run_notebook",
+    "kernel_env",
+    "cell_timeout",
+    "count_images",
+    "INLINE_BACKEND",
     "main",
 ]
 
@@ -279,53 +284,186 @@ def clean_metadata(notebook) -> object:
     return notebook
 
 
-def execute(source: str | os.PathLike, fast: bool = False, timeout: int = 600,
-            write: bool = True) -> dict:
+# The kernel draws with the inline backend whatever the caller's environment says (a test runner or
+# a CI job often exports MPLBACKEND=Agg, and then plt.show() leaves no image in the notebook).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# Per-cell limits (seconds) for a cell that keeps the kernel busy: a fast (CI) cell may still build
+# the compiled kernels on a cold cache (minutes on a loaded 2-core machine), a default-mode cell may
+# train for minutes. A stall is told apart and fails sooner: STALL_S after the kernel said "idle" for
+# the cell without its execute reply being seen (what nbclient issue 312 looks like).
+CELL_TIMEOUT = {"fast": 300, "default": 600}
+STALL_S = 30
+# Each wait on a kernel channel is cut into slices this long. A wait on a zmq socket from asyncio can
+# miss the wake-up of a message that is already there (nbclient issue 312, seen on the widget cells of
+# notebook 06): the poll then only returns at its timeout, which nbclient sets to the whole cell
+# timeout. A short slice ends with one more look at the socket, so a missed reply costs a second.
+POLL_S = 1.0
+
+
+def kernel_env(fast: bool, base: dict | None = None) -> dict[str, str]:
+    """The environment of a kernel that executes a notebook headless: ``base`` (default: this
+    process's), the run mode (SPARSEVD_FAST) and the inline matplotlib backend (MPLBACKEND), so that
+    every figure lands in the notebook as an image."""
+    env = dict(os.environ if base is None else base)
+    env["SPARSEVD_FAST"] = "1" if fast else "0"
+    env["MPLBACKEND"] = INLINE_BACKEND
+    return env
+
+
+def cell_timeout(fast: bool) -> int:
+    """The per-cell limit in seconds of a headless run in that mode (``CELL_TIMEOUT``)."""
+    return CELL_TIMEOUT["fast" if fast else "default"]
+
+
+def _client_class():
+    """NotebookClient with its two channel waits cut into ``POLL_S`` slices (see POLL_S), a stall
+    (kernel idle, reply unseen for ``STALL_S``) reported as a CellTimeoutError, and the index of the
+    running cell kept for error messages."""
+    import asyncio
+    from queue import Empty
+    from time import monotonic
+
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionComplete, CellTimeoutError
+    from nbclient.util import ensure_async
+
+    class SlicedPollClient(NotebookClient):
+        cell_index: int | None = None
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            self.cell_index = cell_index
+            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
+        async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+            while True:
+                try:
+                    msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=POLL_S))
+                except Empty:
+                    continue
+                if msg["parent_header"].get("msg_id") == parent_msg_id:
+                    try:
+                        self.process_message(msg, cell, cell_index)  # raises when the cell is done
+                    except CellExecutionComplete:
+                        return
+
+        async def _async_poll_for_reply(self, msg_id, cell, timeout, task_poll_output_msg,
+                                        task_poll_kernel_alive):
+            deadline = None if timeout is None else monotonic() + timeout
+            idle_since = None
+            while True:
+                try:
+                    msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=POLL_S))
+                except Empty:
+                    now = monotonic()
+                    if task_poll_output_msg.done():  # the kernel is idle: the reply is due
+                        idle_since = now if idle_since is None else idle_since
+                        if now - idle_since > STALL_S:
+                            task_poll_kernel_alive.cancel()
+                            raise CellTimeoutError.error_from_timeout_and_cell(
+                                f"Kernel idle but no execute reply for {STALL_S} s", STALL_S, cell)
+                    if deadline is not None and now > deadline:
+                        task_poll_kernel_alive.cancel()
+                        await self._async_check_alive()
+                        await self._async_handle_timeout(timeout, cell)  # raises CellTimeoutError
+                    continue
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                try:
+                    await asyncio.wait_for(task_poll_output_msg, self.iopub_timeout)
+                except (asyncio.TimeoutError, Empty):
+                    task_poll_kernel_alive.cancel()
+                    raise CellTimeoutError.error_from_timeout_and_cell(
+                        "Timeout waiting for the cell's last output", self.iopub_timeout, cell) from None
+                task_poll_kernel_alive.cancel()
+                return msg
+
+    return SlicedPollClient
+
+
+def run_notebook(notebook, cwd: str | os.PathLike, fast: bool, timeout: int | None = None,
+                 name: str = "notebook", **options):
+    """Execute ``notebook`` (an nbformat NotebookNode, in place) headless in a fresh python3 kernel
+    started in ``cwd``, in fast or default mode, with the inline backend (``kernel_env``).
+
+    Each cell gets ``timeout`` seconds (default ``cell_timeout(fast)``); a cell that runs longer, or
+    whose reply never arrives, fails with ``CellTimeoutError`` naming its cell number. ``options``
+    go to nbclient's NotebookClient (e.g. ``allow_errors=True``, ``startup_timeout=600``)."""
+    from nbclient.exceptions import CellTimeoutError
+
+    timeout = cell_timeout(fast) if timeout is None else int(timeout)
+    options.setdefault("kernel_name", "python3")
+    # the iopub wait after the reply is short: with sliced polls nothing is missed, so a cell whose
+    # outputs stop coming for this long is a fault worth naming
+    options.setdefault("iopub_timeout", 30)
+    options.setdefault("raise_on_iopub_timeout", True)
+    client = _client_class()(notebook, timeout=timeout,
+                             resources={"metadata": {"path": str(Path(cwd).resolve())}}, **options)
+    try:
+        client.execute(env=kernel_env(fast))
+    except CellTimeoutError as err:
+        index = client.cell_index
+        raise CellTimeoutError(f"{name}: cell {index} (0-based, of {len(notebook.cells)} cells) did "
+                               f"not finish: {err}") from err
+    return notebook
+
+
+def execute(source: str | os.PathLike, fast: bool = False, timeout: int | None = None,
+            write: bool = True, out: str | os.PathLike | None = None) -> dict:
     """Execute notebook ``source`` (``NN_name.py`` or ``.ipynb``; the .py is the source of truth)
-    from its own folder with nbclient, in fast or default mode, clean its metadata and write
-    ``NN_name.ipynb`` atomically. Returns {"notebook", "mode", "seconds"}."""
+    from its own folder with nbclient, in fast or default mode (``run_notebook``: inline figures, a
+    per-cell ``timeout``, default ``cell_timeout(fast)``, a stalled cell named by its number), clean
+    its metadata and write ``NN_name.ipynb`` atomically beside the source, or into the folder
+    ``out``. Returns {"notebook", "mode", "seconds", "path", "images"}: ``images`` counts the image
+    outputs (PNG, SVG or JPEG)."""
     import jupytext
     import nbformat
-    from nbclient import NotebookClient
 
     source = Path(source)
     py = source.with_suffix(".py")
     nbk = jupytext.read(py if py.exists() else source)
-    env_before = os.environ.get("SPARSEVD_FAST")
-    os.environ["SPARSEVD_FAST"] = "1" if fast else "0"
     start = time.perf_counter()
-    try:
-        client = NotebookClient(nbk, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(py.parent.resolve())}},
-                                record_timing=False, store_widget_state=True)
-        client.execute()
-    finally:
-        if env_before is None:
-            os.environ.pop("SPARSEVD_FAST", None)
-        else:
-            os.environ["SPARSEVD_FAST"] = env_before
+    run_notebook(nbk, py.parent, fast, timeout, name=py.stem, store_widget_state=True,
+                 record_timing=False)
     seconds = time.perf_counter() - start
     clean_metadata(nbk)
-    out = py.with_suffix(".ipynb")
+    target = (Path(out) if out is not None else py.parent) / py.with_suffix(".ipynb").name
     if write:
-        with atomic_path(out) as tmp:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
             nbformat.write(nbk, str(tmp))
-    return {"notebook": out.name, "mode": "fast" if fast else "default", "seconds": round(seconds, 1)}
+    return {"notebook": target.name, "mode": "fast" if fast else "default",
+            "seconds": round(seconds, 1), "path": str(target), "images": count_images(nbk)}
+
+
+IMAGE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
+
+
+def count_images(notebook) -> int:
+    """The number of image outputs (PNG, SVG, JPEG) in an executed notebook."""
+    return sum(1 for cell in notebook.cells for o in cell.get("outputs", [])
+               if any(t in o.get("data", {}) for t in IMAGE_TYPES))
 
 
 def main(argv=None) -> int:
-    """``python -m sparsevd_lab.notebook [--fast] [--no-write] NOTEBOOK...``: execute and write."""
+    """``python -m sparsevd_lab.notebook [--fast] [--no-write] [--out DIR] NOTEBOOK...``: execute
+    and write."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sparsevd_lab.notebook", description=main.__doc__)
     parser.add_argument("notebooks", nargs="+", help="notebooks/NN_name.py (or .ipynb)")
     parser.add_argument("--fast", action="store_true", help="run in fast (CI) mode")
     parser.add_argument("--no-write", action="store_true", help="execute only, write nothing")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    parser.add_argument("--out", default=None,
+                        help="write the executed notebooks into this folder (default: beside the source)")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help=f"seconds per cell (default {CELL_TIMEOUT['fast']} in fast mode, "
+                             f"{CELL_TIMEOUT['default']} in default mode)")
     args = parser.parse_args(argv)
     for path in args.notebooks:
-        info = execute(path, fast=args.fast, timeout=args.timeout, write=not args.no_write)
-        print(f"{info['notebook']}: {info['mode']} mode, {info['seconds']} s", flush=True)
+        info = execute(path, fast=args.fast, timeout=args.timeout, write=not args.no_write,
+                       out=args.out)
+        print(f"{info['notebook']}: {info['mode']} mode, {info['seconds']} s, {info['images']} "
+              f"image(s){'' if args.no_write else ' -> ' + info['path']}", flush=True)
     return 0
 
 

@@ -1,5 +1,6 @@
 """Tests of sparsevd_lab.checks: every check accepts the reference implementation of the package,
 rejects the known wrong answers with a message that names the mistake, and runs in well under a second."""
+import contextlib
 import math
 import time
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from sparsevd_lab import checks, layers, reports
 from sparsevd_lab.checks import CheckFailed
 from sparsevd_lab.data import DataBundle
+from sparsevd_lab.layers import LinearSVDO
 from sparsevd_lab.models import lenet_300_100
 
 
@@ -299,11 +301,12 @@ def test_lrt_without_a_floor_gives_nan_gradients_on_a_zero_row():
 class StudentLayer(torch.nn.Module):
     """A1's MyLinearSVDO as a student writes it; the switches make the known wrong answers."""
     init_weight = "kaiming"
-    clamp = (-10.0, 10.0)
+    clamp = (None, None)  # the package's choice: log alpha unclamped
+    clamp_log_sigma2 = False
     ls_init = None  # None: the argument
     as_parameter = True
     kl_reduce = "sum"
-    kl_clamped = True
+    kl_clamp = None  # a clamp applied in kl() only
     clamp_in_place = False
     keep_threshold = True
 
@@ -331,7 +334,8 @@ class StudentLayer(torch.nn.Module):
         if self.clamp_in_place:
             with torch.no_grad():
                 self.log_sigma2.clamp_(-10, 10)
-        la = layers.compute_log_alpha(self.weight, self.log_sigma2)
+        ls = self.log_sigma2.clamp(-10, 10) if self.clamp_log_sigma2 else self.log_sigma2
+        la = layers.compute_log_alpha(self.weight, ls)
         lo, hi = self.clamp
         return la.clamp(lo, hi) if lo is not None or hi is not None else la
 
@@ -340,7 +344,7 @@ class StudentLayer(torch.nn.Module):
                                   training=self.training, threshold=self.threshold)
 
     def kl(self):
-        la = self.log_alpha if self.kl_clamped else layers.compute_log_alpha(self.weight, self.log_sigma2)
+        la = self.log_alpha if self.kl_clamp is None else self.log_alpha.clamp(*self.kl_clamp)
         k = layers.kl_approx(la)
         return {"sum": k.sum(), "mean": k.mean(), "neg": -k.sum()}[self.kl_reduce]
 
@@ -363,11 +367,13 @@ def test_check_layer_accepts_a_correct_layer(capsys):
     ({"ls_init": 0.0}, "sigma\\^2 = 1"),
     ({"ls_init": -10.0}, "log_sigma2_init argument is ignored"),
     ({"as_parameter": False}, "not an nn.Parameter"),
-    ({"clamp": (None, None)}, "not clamped"),
-    ({"clamp": (None, 10.0)}, "only the upper bound"),
-    ({"clamp": (-10.0, None)}, "only the lower bound"),
+    ({"clamp": (-10.0, 10.0)}, "clamped to \\[-10, 10\\], as in the authors' code"),
+    ({"clamp": (None, 10.0)}, "log_alpha stops at"),
+    ({"clamp": (-10.0, None)}, "log_alpha stops at"),
+    ({"clamp": (-20.0, 20.0)}, "something is clamped"),
+    ({"clamp_log_sigma2": True}, "log_sigma2 is clamped to \\[-10, 10\\] before log alpha"),
     ({"clamp_in_place": True}, "in place"),
-    ({"kl_clamped": False}, "unclamped"),
+    ({"kl_clamp": (-10.0, 10.0)}, "kl\\(\\) uses log alpha clamped"),
     ({"kl_reduce": "mean"}, "mean over the weights"),
     ({"kl_reduce": "neg"}, "wrong sign"),
     ({"keep_threshold": False}, "self.threshold"),
@@ -375,6 +381,20 @@ def test_check_layer_accepts_a_correct_layer(capsys):
 def test_check_layer_rejects_known_wrong_answers(attrs, message):
     with pytest.raises(CheckFailed, match=message):
         checks.check_layer(variant(**attrs))
+
+
+def test_check_layer_accepts_the_package_layer(capsys):
+    """The package's own layer is a right answer to exercise 5: one story about the clamp."""
+    checks.check_layer(LinearSVDO)
+    assert capsys.readouterr().out.startswith("OK: LinearSVDO")
+
+
+def test_check_layer_clamp_on_log_sigma2_is_caught_by_the_small_theta():
+    """With theta = 1 a clamp on log_sigma2 and one on log alpha agree on [-10, 10]; the check's
+    theta = 0.01 carries log alpha past 10 while log_sigma2 stays inside: it names the slip."""
+    with pytest.raises(CheckFailed) as err:
+        checks.check_layer(variant(clamp_log_sigma2=True))
+    assert "that limits a parameter, not log alpha" in str(err.value)
 
 
 def test_check_layer_needs_the_class():
@@ -388,10 +408,13 @@ def _student_model():
 
 
 def make_step(order=("zero_grad", "backward", "step"), kl=True, divide=True, use_weight=True,
-              batch_divide=False):
+              batch_divide=False, detach_kl=False, no_grad_kl=False):
     def step(model, optimizer, x, y, train_size, kl_weight):
         output = model(x)
-        total = sum(m.kl() for m in model.modules() if hasattr(m, "log_sigma2")) if kl else 0.0
+        with torch.no_grad() if no_grad_kl else contextlib.nullcontext():
+            total = sum(m.kl() for m in model.modules() if hasattr(m, "log_sigma2")) if kl else 0.0
+        if detach_kl:
+            total = total.detach()
         n = len(x) if batch_divide else train_size
         w = kl_weight if use_weight else 1.0
         loss = F.cross_entropy(output, y) + w * total / (n if divide else 1)
@@ -419,6 +442,8 @@ def test_check_train_step_accepts_a_correct_step(capsys):
     ({"divide": False}, "not divided by train_size"),
     ({"batch_divide": True}, "batch size"),
     ({"use_weight": False}, "kl_weight argument"),
+    ({"detach_kl": True}, "the KL's gradient does not reach log_sigma2"),
+    ({"no_grad_kl": True}, "the KL's gradient does not reach log_sigma2"),
 ])
 def test_check_train_step_rejects_known_wrong_answers(kwargs, message):
     with pytest.raises(CheckFailed, match=message):

@@ -69,6 +69,16 @@ def unseeded_mc(la, n, seed):
     return mc(la, n, int(np.random.randint(1 << 30)))
 
 
+def fresh_draws_mc(log_alpha, n_samples, seed):
+    """A student's estimator that is right on average but draws new eps for every alpha."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for la in np.asarray(log_alpha, dtype=float):
+        eps = 1.0 + np.exp(0.5 * la) * rng.standard_normal(n_samples)
+        out.append(0.5 * la - np.log(np.abs(eps)).mean())
+    return np.array(out)
+
+
 WRONG = [
     # Monte Carlo estimator of -KL
     (checks.check_mc_neg_kl, lambda la, n, s: mc(la, n, s, half_log=False), "0.5 log alpha term"),
@@ -81,6 +91,7 @@ WRONG = [
     (checks.check_mc_neg_kl, lambda la, n, s: mc(la, 50, s), "standard errors"),
     (checks.check_mc_neg_kl, unseeded_mc, "same seed gave different"),
     (checks.check_mc_neg_kl, lambda la, n, s: mc(la, n, 7), "ignore the `seed`"),
+    (checks.check_mc_neg_kl, fresh_draws_mc, "fresh random draws for each alpha"),
     # eq. 14
     (checks.check_neg_kl_eq14, lambda la, k1, k2, k3: eq14(la, k1, k2, k3) + 2 * k1, "C = +k1"),
     (checks.check_neg_kl_eq14, lambda la, k1, k2, k3: eq14(la, k1, k2, k3) + k1, "no constant C"),
@@ -118,6 +129,10 @@ WRONG = [
     (checks.check_kl_limit, lambda: np.euler_gamma / 2, "without log 2"),
     (checks.check_kl_limit, lambda: float(mc([20.0], 20_000, 0)[0]), "Monte Carlo"),
     (checks.check_kl_limit, lambda: 0.5, "not the limit"),
+    (checks.check_kl_limit, lambda: round((np.euler_gamma + math.log(2)) / 2, 3), "rounded to 3 decimals"),
+    (checks.check_kl_limit, lambda: 0.635, "rounded to 3 decimals"),
+    (checks.check_kl_limit, lambda: 0.64, "rounded to 2 decimals"),
+    (checks.check_kl_limit, lambda: 0.6351, "cut after 4 decimals"),
 ]
 
 

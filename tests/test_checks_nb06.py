@@ -24,8 +24,6 @@ def right_csr(weight, value_bytes=4, index_bytes=4):
 
 RIGHT = [
     (checks.check_frontier_point, right_frontier, "OK: frontier_point"),
-    (checks.check_frontier_point, lambda p, b: right_frontier(p, b).to_dict(), "OK: frontier_point"),
-    (checks.check_frontier_point, lambda p, b: p.loc[[right_frontier(p, b).name]], "OK: frontier_point"),
     (checks.check_frontier_point,
      lambda p, b: p.query("`error_%` <= @b").sort_values("compression").iloc[-1]
      if (p["error_%"] <= b).any() else (_ for _ in ()).throw(ValueError("none")), "OK: frontier_point"),
@@ -84,6 +82,17 @@ WRONG = [
     (checks.check_frontier_point, _guard(_reversed), "inequality reversed"),
     (checks.check_frontier_point, _guard(lambda p, b: p[p["error_%"] <= b]), "one point"),
     (checks.check_frontier_point, _guard(lambda p, b: (1.0, 3.0)), "a row of `points`"),
+    # the shapes of answer a student returns instead of the row (the next cell then crashes)
+    (checks.check_frontier_point, _guard(lambda p, b: right_frontier(p, b).name), "index label"),
+    (checks.check_frontier_point, _guard(lambda p, b: p[p["error_%"] <= b]["compression"].idxmax()),
+     "index label"),
+    (checks.check_frontier_point, _guard(lambda p, b: p.loc[[right_frontier(p, b).name]]),
+     "one-row DataFrame"),
+    (checks.check_frontier_point, _guard(lambda p, b: p[p["error_%"] <= b].nlargest(1, "compression")),
+     "one-row DataFrame"),
+    (checks.check_frontier_point, _guard(lambda p, b: right_frontier(p, b).to_dict()), "got dict"),
+    (checks.check_frontier_point, _guard(lambda p, b: right_frontier(p, b)[["kl_weight", "threshold"]]),
+     "the row has no error_%, compression"),
     (checks.check_frontier_point, _guard(lambda p, b: p.iloc[0]), "expected KL weight"),
     (checks.check_frontier_point, _no_raise, "instead of raising ValueError"),
     (checks.check_csr_bytes, lambda w, v=4, i=4: w.size * v, "dense size"),
@@ -127,3 +136,14 @@ def test_unfilled_stub_and_missing_return_are_reported(check):
         check(stub)
     with pytest.raises(CheckFailed, match="return"):
         check(lambda *args: None)
+
+
+@pytest.mark.parametrize("answer", [
+    lambda p, b: right_frontier(p, b).name,  # the index label
+    lambda p, b: p.loc[[right_frontier(p, b).name]],  # a one-row DataFrame
+    lambda p, b: right_frontier(p, b).to_dict(),
+])
+def test_frontier_point_says_what_to_return(answer):
+    with pytest.raises(CheckFailed) as err:
+        checks.check_frontier_point(_guard(answer))
+    assert "return the row itself" in str(err.value) and "points.loc[i]" in str(err.value)

@@ -1,6 +1,7 @@
 """Tests of sparsevd_lab.notebook: modes, version check, data check, figure files, notebook builds."""
 import json
 import re
+import time
 
 import matplotlib
 
@@ -242,3 +243,83 @@ def test_committed_notebook_is_paired_clean_and_complete(py):
     assert any("# NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code)
     assert not any(o.get("output_type") == "error" for c in code for o in c["outputs"])
     assert "mode: default" in "".join(code[0]["outputs"][0]["text"]), "commit a default-mode run"
+
+
+def test_kernel_env_forces_the_inline_backend_and_the_mode():
+    env = nb.kernel_env(fast=True, base={"MPLBACKEND": "Agg", "HOME": "/h"})
+    assert env == {"MPLBACKEND": nb.INLINE_BACKEND, "HOME": "/h", "SPARSEVD_FAST": "1"}
+    assert nb.kernel_env(fast=False, base={})["SPARSEVD_FAST"] == "0"
+    assert nb.STALL_S <= 60 and nb.cell_timeout(True) < nb.cell_timeout(False)
+
+
+def test_count_images():
+    import nbformat
+
+    png = nbformat.v4.new_output("display_data", data={"image/png": "x", "text/plain": "<Figure>"})
+    text = nbformat.v4.new_output("stream", name="stdout", text="hi")
+    nbk = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("a", outputs=[png, text]),
+                                          nbformat.v4.new_code_cell("b", outputs=[text]),
+                                          nbformat.v4.new_markdown_cell("c")])
+    assert nb.count_images(nbk) == 1
+
+
+FIGURE = """# %%
+import matplotlib.pyplot as plt
+plt.plot([0, 1], [1, 0])
+plt.show()
+"""
+
+
+@pytest.mark.slow
+def test_execute_draws_inline_under_a_hostile_backend_and_writes_to_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as a test runner or CI job may export it
+    src = tmp_path / "src" / "98_figure.py"
+    src.parent.mkdir()
+    src.write_text(FIGURE)
+    assert nb.main(["--fast", "--out", str(tmp_path / "out"), str(src)]) == 0
+    assert "1 image(s)" in capsys.readouterr().out
+    written = tmp_path / "out" / "98_figure.ipynb"
+    assert written.exists() and not (src.parent / "98_figure.ipynb").exists()
+    assert '"image/png"' in written.read_text()
+
+
+@pytest.mark.slow
+def test_a_stalled_cell_fails_with_its_number(monkeypatch):
+    """A cell that runs past the limit, and one whose execute reply never arrives although the
+    kernel went idle (what nbclient issue 312 looks like), each fail naming the cell."""
+    import nbformat
+    from queue import Empty
+
+    from nbclient.exceptions import CellTimeoutError
+
+    cells = ["x = 1", "import time\ntime.sleep(60)"]
+    nbk = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    start = time.perf_counter()
+    with pytest.raises(CellTimeoutError, match=r"cell 1 \(0-based, of 2 cells\)"):
+        nb.run_notebook(nbk, ".", fast=True, timeout=3, name="t")
+    assert time.perf_counter() - start < 60
+
+    monkeypatch.setattr(nb, "STALL_S", 2)
+    real = nb._client_class
+
+    def dropping_client():
+        class Dropping(real()):
+            async def _async_poll_for_reply(self, msg_id, cell, *args):
+                if "drop the reply" in cell.source:
+                    channel, get = self.kc.shell_channel, self.kc.shell_channel.get_msg
+
+                    async def lossy(timeout=None):
+                        msg = await get(timeout=timeout)
+                        if msg["msg_type"] == "execute_reply":
+                            raise Empty
+                        return msg
+
+                    channel.get_msg = lossy
+                return await super()._async_poll_for_reply(msg_id, cell, *args)
+        return Dropping
+
+    monkeypatch.setattr(nb, "_client_class", dropping_client)
+    nbk = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in
+                                          ["x = 1", "y = 2", "z = 3  # drop the reply"]])
+    with pytest.raises(CellTimeoutError, match=r"(?s)cell 2 .*no execute reply"):
+        nb.run_notebook(nbk, ".", fast=True, timeout=100, name="t")

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .common import LOG_ALPHA_CLAMP, _call, _fail, _ok, _seeded
+from .common import _call, _fail, _ok, _seeded
 from ..layers import compute_log_alpha, kl_approx
 
 __all__ = ["OUTCOME_THRESHOLDS", "check_train_step", "check_training_outcome"]
@@ -28,9 +28,18 @@ def _model_kl(model: nn.Module) -> float:
     total = 0.0
     for m in model.modules():
         if isinstance(getattr(m, "log_sigma2", None), torch.Tensor):
-            la = compute_log_alpha(m.weight, m.log_sigma2).clamp(*LOG_ALPHA_CLAMP)
+            la = compute_log_alpha(m.weight, m.log_sigma2)  # unclamped, as the package's layers
             total += float(kl_approx(la).sum())
     return total
+
+
+def _kl_grads(model: nn.Module, ls_params: list, n: int) -> list:
+    """The gradient of KL / n with respect to each log_sigma2 of ``ls_params`` (theta held)."""
+    with torch.enable_grad():
+        total = sum(kl_approx(compute_log_alpha(m.weight.detach(), m.log_sigma2)).sum()
+                    for m in model.modules()
+                    if isinstance(getattr(m, "log_sigma2", None), torch.Tensor))
+        return [g.detach() for g in torch.autograd.grad(total / n, ls_params)]
 
 
 @_seeded
@@ -38,7 +47,8 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
     """``fn(model, optimizer, x, y, train_size, kl_weight)`` must do one SGVLB step (forward pass,
     the KL of the whole model, your sgvlb, zero_grad, backward, step) and return the loss. Runs a
     fresh ``make_model()`` on one random batch: the loss must be cross-entropy + kl_weight * KL / N,
-    the three optimiser calls must come in a working order, and 25 steps on the same batch must
+    the three optimiser calls must come in a working order, the KL's gradient must reach log_sigma2
+    (a ``.detach()``ed KL has the right value and no effect), and 25 steps on the same batch must
     bring the cross-entropy down. Takes a few seconds."""
     what = "train_step"
     model = make_model()
@@ -47,6 +57,10 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
     y = torch.randint(0, 10, (100,))
     events: list[str] = []
 
+    ls_params = [m.log_sigma2 for m in model.modules()
+                 if isinstance(getattr(m, "log_sigma2", None), torch.Tensor)]
+    seen: list[list[torch.Tensor]] = []  # the log_sigma2 gradients at the first step
+
     class SpyAdam(torch.optim.Adam):
         def zero_grad(self, set_to_none: bool = True) -> None:
             events.append("zero_grad")
@@ -54,6 +68,9 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
 
         def step(self, closure=None):
             events.append("step")
+            if not seen:
+                seen.append([torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+                             for p in ls_params])
             return super().step(closure)
 
     params = list(model.parameters())
@@ -65,6 +82,7 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
     kl = _model_kl(model)
     if kl == 0.0:
         _fail(what, "make_model() has no layer with log_sigma2: pass your Sparse VD model builder")
+    kl_grads = _kl_grads(model, ls_params, n)
     before = [p.detach().clone() for p in params]
     loss = _call(what, fn, model, optimizer, x, y, n, 1.0)
     try:
@@ -101,6 +119,15 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
             _fail(what, "the KL is divided by the batch size, not by train_size")
         _fail(what, f"the loss {value:.1f} is not cross-entropy + kl_weight * KL / N (about "
                     f"{expected:.1f} here, N = {n}): is the KL the sum over all layers?")
+    # the KL must be in the loss's graph, not only in its value: its gradient reaches log_sigma2
+    # (the data term's share is tiny at sigma^2 = e^-10: what arrives is the KL's)
+    dot = sum(float((g * e).sum()) for g, e in zip(seen[0] if seen else [], kl_grads))
+    norm = sum(float((e * e).sum()) for e in kl_grads)
+    if norm > 0 and dot < 0.5 * norm:
+        _fail(what, f"the KL's gradient does not reach log_sigma2 ({dot / norm:.0%} of it arrives): "
+                    f"the loss has the KL's value but not its graph, e.g. a .detach(), .item() or "
+                    f"float() on the KL, or a KL computed under torch.no_grad(). Then nothing pushes "
+                    f"alpha up and nothing is pruned; pass the KL tensor itself to your sgvlb")
     kl_half = _model_kl(model)
     half = float(torch.as_tensor(_call(what, fn, model, optimizer, x, y, n, 0.5)).detach())
     if abs(half - 0.5 * kl_half / n) > 0.05 * kl_half / n + 10:

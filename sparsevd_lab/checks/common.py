@@ -79,6 +79,7 @@ def _close(a: Tensor, b: Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool
     return bool(torch.allclose(a.detach().double(), b.detach().double(), rtol=rtol, atol=atol))
 
 
-# The authors' code clamps log alpha to this range before the KL and the mask (A1 exercise 5);
-# shared by the layer checks (a1) and the training checks (a1_training).
+# The authors' code clamps log alpha to this range before the KL and the mask; the package does not
+# (sparsevd_lab/layers.py, docs/glossary.md "clamp"), nor does A1 exercise 5. The layer check uses
+# the range to recognise the authors' clamp and name it.
 LOG_ALPHA_CLAMP = (-10.0, 10.0)

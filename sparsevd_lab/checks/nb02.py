@@ -74,6 +74,16 @@ def check_mc_neg_kl(fn: Callable) -> None:
     if not np.array_equal(out, again):
         _fail(what, "two calls with the same seed gave different numbers: draw with "
                     "np.random.default_rng(seed) inside the function so that results are reproducible")
+    # shared draws: the same log alpha twice must give the same number (one set of draws for all)
+    twice = np.array([1.0, 1.0, 4.0, 4.0])
+    pairs = _as_array(what, _call(what, fn, twice.copy(), 2_000, 0), twice.shape)
+    if not (np.allclose(pairs[0], pairs[1], rtol=0, atol=1e-9)
+            and np.allclose(pairs[2], pairs[3], rtol=0, atol=1e-9)):
+        _fail(what, f"fresh random draws for each alpha: the same log alpha given twice gave "
+                    f"{pairs[0]:.4f} and {pairs[1]:.4f}. Draw z once, before the loop over alpha "
+                    f"(z = np.random.default_rng(seed).standard_normal(n_samples)), and use the same "
+                    f"draws for every alpha (common random numbers): the curve is then smooth, and "
+                    f"the refit of section 3 fits the curve, not the noise between its points")
     other = _as_array(what, _call(what, fn, la.copy(), MC_SAMPLES, 1), la.shape)
     if np.array_equal(out, other):
         _fail(what, "seed = 0 and seed = 1 gave identical numbers: the draws ignore the `seed` "
@@ -203,6 +213,18 @@ def check_refit(fn: Callable) -> None:
 # Exercise 4: the large-alpha limit
 # --------------------------------------------------------------------------------------------------
 
+def _rounding(value: float, exact: float) -> str | None:
+    """How ``value`` came from ``exact`` by cutting its digits ("rounded to 3 decimals", "cut
+    after 4 decimals"), or None when it did not (compared with the exact value's own digits)."""
+    for places in range(1, 6):
+        scale = 10.0 ** places
+        if math.isclose(value, round(exact, places), rel_tol=0, abs_tol=1e-12):
+            return f"rounded to {places} decimal{'s' if places > 1 else ''} ({exact:.8f}...)"
+        if math.isclose(value, math.floor(exact * scale) / scale, rel_tol=0, abs_tol=1e-12):
+            return f"cut after {places} decimal{'s' if places > 1 else ''} ({exact:.8f}...)"
+    return None
+
+
 def check_kl_limit(fn: Callable) -> None:
     """``fn()`` must return lim_{alpha -> inf} (0.5 log alpha - E log|eps|), eps ~ N(1, alpha), to
     four decimals: (gamma + log 2) / 2 = 0.6352 (not a Monte Carlo estimate, not k1)."""
@@ -225,6 +247,11 @@ def check_kl_limit(fn: Callable) -> None:
     name = _match(np.array([value]), {k: np.array([v]) for k, v in wrong.items()}, rtol=0, atol=5e-5)
     if name:
         _fail(what, f"you returned {name}")
+    rounded = _rounding(value, exact)
+    if rounded:
+        _fail(what, f"{value!r} is the limit {rounded}: the check wants it to four decimals "
+                    f"(|error| <= 5e-5). Return the computed value itself, "
+                    f"(np.euler_gamma + np.log(2)) / 2, not a number typed in or passed through round()")
     if abs(value - exact) < 0.03:
         _fail(what, f"{value:.5f} is off by {abs(value - exact):.1e}: a Monte Carlo estimate is "
                     f"not exact to four decimals. Write eps = sqrt(alpha) (z + 1/sqrt(alpha)) and "

@@ -40,23 +40,33 @@ def _key(row) -> tuple[float, float]:
     return round(float(row["kl_weight"]), 6), round(float(row["threshold"]), 6)
 
 
+_ROW_HINT = ("return the row itself, a pandas Series such as points.loc[i] (e.g. "
+             "within.loc[within['compression'].idxmax()]): the cells after the check read "
+             "best['kl_weight'], best['error_%'] and best['compression'] as numbers")
+
+
 def _as_row(what: str, out, points: pd.DataFrame):
-    """The student's answer as a (kl_weight, threshold) key: a Series, a dict, a one-row DataFrame,
-    or an index label of ``points``."""
+    """The student's answer as a (kl_weight, threshold) key. Only a row of ``points`` (a Series with
+    all its columns) is an answer; an index label, a one-row DataFrame, a dict or a tuple is told
+    what to return instead."""
     if isinstance(out, pd.DataFrame):
-        if len(out) != 1:
-            _fail(what, f"expected one point, got a table of {len(out)} rows: pick the single row "
-                        f"with the highest compression")
-        out = out.iloc[0]
-    if isinstance(out, (int, np.integer)) and out in points.index:
-        out = points.loc[out]
-    if isinstance(out, (pd.Series, dict)):
-        try:
-            return _key(out)
-        except KeyError:
-            pass
-    _fail(what, f"expected the chosen point as a row of `points` (a pandas Series such as "
-                f"points.loc[i], or a dict) with its kl_weight and threshold; got {type(out).__name__}")
+        if len(out) == 1:
+            _fail(what, f"you returned a one-row DataFrame (a filter, or points.loc[[i]] with a list): "
+                        f"{_ROW_HINT}")
+        _fail(what, f"expected one point, got a table of {len(out)} rows: pick the single row "
+                    f"with the highest compression; {_ROW_HINT}")
+    if isinstance(out, (bool, np.bool_)) or (isinstance(out, (int, np.integer, str))
+                                               and out in points.index):
+        _fail(what, f"you returned the index label {out!r} of the point (what idxmax gives), not "
+                    f"the point: {_ROW_HINT}")
+    if not isinstance(out, pd.Series):
+        _fail(what, f"expected the chosen point as a row of `points`; got {type(out).__name__}: "
+                    f"{_ROW_HINT}")
+    missing = [c for c in points.columns if c not in out.index]
+    if missing:
+        _fail(what, f"the row has no {', '.join(missing)}: return the whole row of `points`, not "
+                    f"some of its columns; {_ROW_HINT}")
+    return _key(out)
 
 
 def check_frontier_point(fn: Callable) -> None:
