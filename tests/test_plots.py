@@ -71,7 +71,12 @@ def test_plot_lrt_moments_and_gradient_variance():
                       index=["local reparameterisation", "weight sample per example",
                              "weight sample shared by the batch"])
     fig = _labelled(plots.plot_gradient_variance(gv))
-    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 2.0, 9.0]
+    # a dot plot of the ratios to the LRT (no bars on a log scale), linear-scale values on a log axis
+    assert not fig.axes[0].patches
+    dots = [tuple(line.get_xydata()[0]) for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert dots == [(1.0, 2.0), (2.0, 1.0), (9.0, 0.0)]
+    assert fig.axes[0].get_xscale() == "log"
+    assert [t.get_text() for t in fig.axes[1].texts] == ["1x", "2x", "9x"]
 
 
 def test_plot_history_single_and_dict():
@@ -210,6 +215,12 @@ def test_plot_layer_matrix_gathers_kept_rows_and_columns():
     assert "3 kept" in fig.axes[0].get_title() and "3 of 4 kept" in fig.axes[1].get_title()
     assert np.allclose(fig.axes[0].images[0].get_cmap().get_bad(),
                        matplotlib.colors.to_rgba(plots.DROPPED_COLOUR))
+    # dead columns (0, 2) and the dead row (1) are overlaid in DEAD_COLOUR; the rest is transparent
+    overlay = np.asarray(fig.axes[0].images[1].get_array())
+    dead = overlay[..., 3] > 0
+    assert dead.tolist() == [[True, False, True, False], [True] * 4, [True, False, True, False]]
+    assert np.allclose(overlay[0, 0], matplotlib.colors.to_rgba(plots.DEAD_COLOUR))
+    assert "2 dead columns, 1 dead rows" in fig.axes[0].get_title()
 
 
 def test_pareto_front_and_frontier_line():

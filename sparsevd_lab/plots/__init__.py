@@ -20,7 +20,7 @@ One module per job, every name re-exported here (``from sparsevd_lab import plot
 """
 from __future__ import annotations
 
-from .style import (DROPPED_COLOUR, PALETTE, WEIGHT_CMAP, detached_figures, empty_panels, layer_names,
+from .style import (DEAD_COLOUR, DROPPED_COLOUR, PALETTE, WEIGHT_CMAP, detached_figures, empty_panels, layer_names,
                     new_figure, use_style)
 from .prior_kl import plot_kl, plot_posterior, plot_priors
 from .training import (plot_additive_reparam, plot_gradient_variance, plot_history, plot_lrt_moments,
@@ -33,6 +33,7 @@ __all__ = [
     "PALETTE",
     "WEIGHT_CMAP",
     "DROPPED_COLOUR",
+    "DEAD_COLOUR",
     "layer_names",
     "use_style",
     "detached_figures",

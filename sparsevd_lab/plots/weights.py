@@ -10,7 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from .style import PALETTE, DROPPED_COLOUR, WEIGHT_CMAP, new_figure, _subplots, _fig_axes
+import matplotlib.patches
+
+from .style import PALETTE, DEAD_COLOUR, DROPPED_COLOUR, WEIGHT_CMAP, new_figure, _subplots, _fig_axes
 
 __all__ = [
     "weight_image",
@@ -136,7 +138,8 @@ def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, t
                       name: str = "fc2", width: float = 12.0, clip_percentile: float = 99.0):
     """A whole dense layer (out x in) as one heat map, kept weights on the diverging map and dropped
     ones grey, so that rows (output units that receive nothing) and columns (input units nobody reads)
-    dropped entirely show as grey stripes; beside it, the block of rows and columns that keep a weight,
+    dropped entirely are drawn in a dark ``DEAD_COLOUR`` (unlike the mid grey of a single dropped
+    weight in a live row or column, so dead units stand out as dark stripes); beside it, the block of rows and columns that keep a weight,
     gathered (what ``compress`` keeps). The colour scale ends at the ``clip_percentile`` of |kept
     weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
     img = weight_image(weight, log_alpha, threshold)
@@ -151,8 +154,20 @@ def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, t
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
     ax, ax2 = axes[0]
     im = ax.imshow(img, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
+    # Whole dead rows and columns on top, in a colour of their own (RGBA overlay, transparent elsewhere)
+    dead = np.zeros(img.shape, bool)
+    dead[:, ~kept.any(0)] = True
+    dead[~kept.any(1), :] = True
+    overlay = np.zeros(img.shape + (4,))
+    overlay[dead] = matplotlib.colors.to_rgba(DEAD_COLOUR)
+    ax.imshow(overlay, aspect="auto", interpolation="nearest")
+    n_dead_cols, n_dead_rows = int((~kept.any(0)).sum()), int((~kept.any(1)).sum())
     ax.set(xlabel=f"input unit of {name} (index)", ylabel="output unit (index)",
-           title=f"{name}, all {img.size:,} weights\n{int(kept.sum()):,} kept, the rest grey")
+           title=f"{name}, all {img.size:,} weights: {int(kept.sum()):,} kept\n"
+                 f"dark: {n_dead_cols} dead columns, {n_dead_rows} dead rows; grey: other dropped")
+    ax.legend(handles=[matplotlib.patches.Patch(color=DEAD_COLOUR, label="dead unit (whole row/column)"),
+                       matplotlib.patches.Patch(color=DROPPED_COLOUR, label="dropped weight")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize="small", frameon=False)
     block = img[np.ix_(rows, cols)] if len(rows) and len(cols) else np.ma.masked_all((1, 1))
     ax2.imshow(block, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
     ax2.set(xlabel=f"the {len(cols)} input units read (of {n_in})",
