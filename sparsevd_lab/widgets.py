@@ -42,7 +42,6 @@ __all__ = [
     "prior_render",
     "prior_widget",
     "snapshot_render",
-    "snapshot_widget",
     "sweep_render",
     "sweep_widget",
     "threshold_render",
@@ -186,7 +185,8 @@ def prior_widget(theta: float = 1.0, alpha: float = 0.5) -> Explorer:
 
 
 # --------------------------------------------------------------------------------------------------
-# notebook 04: weight snapshots over the epochs
+# notebook 04: weight snapshots over the epochs (rendered statically: an epoch slider only replayed
+# stored numbers that the table under each render and the animation already show, so it was removed)
 # --------------------------------------------------------------------------------------------------
 
 def _snap_index(snapshots: Mapping[str, np.ndarray], epoch: int) -> int:
@@ -226,15 +226,6 @@ def snapshot_render(snapshots: Mapping[str, np.ndarray], epoch: int, layer: str 
         ax.set_xlabel("input unit (index)")
         ax.set_ylabel("output unit (index)")
     return table, fig
-
-
-def snapshot_widget(snapshots: Mapping[str, np.ndarray], layer: str = "conv1",
-                    threshold: float = 3.0) -> Explorer:
-    """An epoch slider over the stored snapshots of ``layer``."""
-    epochs = [int(e) for e in np.asarray(snapshots["epoch"])]
-    sliders = {"epoch": _slider([(str(e), e) for e in epochs], epochs[-1], f"epoch ({layer})")}
-    return Explorer(lambda epoch: snapshot_render(snapshots, epoch, layer, threshold), sliders,
-                    f"snapshot-{layer}")
 
 
 # --------------------------------------------------------------------------------------------------

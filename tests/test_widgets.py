@@ -79,17 +79,6 @@ def test_snapshot_render_counts_kept_weights():
         widgets.snapshot_render(snaps, 7)
 
 
-def test_snapshot_widget_epoch_slider():
-    snaps = _snapshots()
-    w = widgets.snapshot_widget(snaps, "conv1")
-    slider = w.sliders["epoch"]
-    assert slider.value == 10 and slider.continuous_update is False and "epoch" in slider.description
-    slider.value = 0
-    assert w.table.loc["conv1", "kept"] == 100
-    slider.value = 5
-    assert w.table.loc["conv1", "kept"] == int((snaps["conv1_log_alpha"][1] < 3).sum())
-
-
 # ------------------------------------------------------------------------------------- sweep (06)
 
 def _points():

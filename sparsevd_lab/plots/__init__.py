@@ -25,7 +25,7 @@ from .style import (DEAD_COLOUR, DROPPED_COLOUR, PALETTE, WEIGHT_CMAP, detached_
 from .prior_kl import plot_kl, plot_posterior, plot_priors
 from .training import (plot_additive_reparam, plot_gradient_variance, plot_history, plot_lrt_moments,
                        plot_pruning_curve)
-from .weights import (animate_snapshots, plot_filters, plot_layer_matrix, plot_log_alpha_hist,
+from .weights import (animate_snapshots, plot_filters, plot_kl_flow, plot_layer_matrix, plot_log_alpha_hist,
                       plot_pixel_map, plot_weight_grid, weight_image)
 from .sweeps import pareto_front, plot_accuracy_compression, plot_regression_sweep, plot_threshold_choice
 
@@ -58,4 +58,5 @@ __all__ = [
     "plot_threshold_choice",
     "plot_regression_sweep",
     "animate_snapshots",
+    "plot_kl_flow",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "plot_pixel_map",
     "plot_layer_matrix",
     "animate_snapshots",
+    "plot_kl_flow",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -212,3 +213,49 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
     finally:
         plt.close(fig)
     return path
+
+
+def plot_kl_flow(kl_gradient, log_abs_theta: np.ndarray, log_sigma2: np.ndarray, threshold: float = 3.0,
+                 eps: float = 1e-8, xlim=(-14.0, -1.0), ylim=(-14.0, -1.0)):
+    """Weights in the (log|theta|, log sigma^2) plane: arrows of the KL's descent direction
+    (-``kl_gradient(log_abs_theta, log_sigma2)``, one weight's KL of eq. 14) on a grid, shaded by the
+    gradient's size; the line log alpha = ``threshold`` (log sigma^2 = threshold + log(theta^2 + eps));
+    the wall theta^2 = ``eps``; and trajectories (``log_abs_theta``, ``log_sigma2`` of shape
+    (steps, weights); ringed at the start, filled at the end), red when a weight ends dropped
+    (log alpha >= threshold), blue when kept."""
+    u_traj = np.asarray(log_abs_theta, dtype=float)
+    s_traj = np.asarray(log_sigma2, dtype=float)
+    if u_traj.shape != s_traj.shape or u_traj.ndim != 2:
+        raise ValueError(f"log_abs_theta and log_sigma2 must both have shape (steps, weights); got "
+                         f"{u_traj.shape} and {s_traj.shape}")
+    fig, ax = _fig_axes(1, size=(7.0, 5.2))
+    ax = ax[0]
+    fu, fs = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
+    fdu, fds = (np.asarray(v, dtype=float) for v in kl_gradient(fu, fs))
+    shade = ax.pcolormesh(fu, fs, np.log10(np.hypot(fdu, fds) + 1e-12), cmap="Greys", vmin=-8, vmax=1,
+                          shading="auto", alpha=0.5, rasterized=True)
+    fig.colorbar(shade, ax=ax, pad=0.01).set_label("log10 |gradient of the KL| (nats per unit)")
+    gu, gs = np.meshgrid(np.linspace(*xlim, 20), np.linspace(*ylim, 16))
+    du, ds = (np.asarray(v, dtype=float) for v in kl_gradient(gu, gs))
+    size = np.hypot(du, ds)
+    norm = np.where(size > 0, size, 1.0)
+    ax.quiver(gu, gs, -du / norm, -ds / norm, color="0.25", angles="xy", scale=32, width=0.0025)
+    u_line = np.linspace(*xlim, 400)
+    ax.plot(u_line, threshold + np.log(np.exp(2 * u_line) + eps), color="k", lw=1.5,
+            label=f"log alpha = {threshold:g} (above: dropped)")
+    ax.axvline(0.5 * np.log(eps), color=PALETTE[2], ls="--", lw=1.5,
+               label=f"the wall theta^2 = {eps:g}")
+    end_la = s_traj[-1] - np.log(np.exp(2 * u_traj[-1]) + eps)
+    dropped = end_la >= threshold
+    for j in range(u_traj.shape[1]):
+        c = PALETTE[3] if dropped[j] else PALETTE[0]
+        ax.plot(np.clip(u_traj[:, j], *xlim), s_traj[:, j], color=c, lw=0.8, alpha=0.7)
+        ax.plot(u_traj[0, j], s_traj[0, j], "o", mfc="none", color=c, ms=4)
+        ax.plot(np.clip(u_traj[-1, j], *xlim), s_traj[-1, j], "o", color=c, ms=4)
+    ax.plot([], [], color=PALETTE[3], label=f"trajectory, ends dropped ({int(dropped.sum())})")
+    ax.plot([], [], color=PALETTE[0], label=f"trajectory, ends kept ({int((~dropped).sum())})")
+    ax.set(xlim=xlim, ylim=ylim, xlabel="log |theta| (natural log)", ylabel="log sigma^2 (natural log)",
+           title="Weights in the (log|theta|, log sigma^2) plane; arrows: the KL's descent direction")
+    ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    return fig
