@@ -354,3 +354,22 @@ def test_retrain_button_uses_the_sliders_value_at_the_click():
     w.sliders["kl_weight"].value = 0.01
     box.button.click()
     assert seen == [10.0, 0.01] and box.result["kl"][0] == 0.01
+
+
+def test_static_fallback_shows_each_figure_once(monkeypatch):
+    """06: three settings whose figures differ only by a marker: all three tables, one figure."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    before = len(plt.get_fignums())
+    tables = widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                                     [{"kl_weight": 0.0}, {"kl_weight": 1e-3}, {"kl_weight": 1.0}],
+                                     name="regression", figures=[-1])
+    assert len(tables) == 3 and len(shown) == 1
+    assert len(plt.get_fignums()) <= before + 1  # the two unseen figures were closed
+    widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                            [{"kl_weight": 0.0}, {"kl_weight": 1.0}])
+    assert len(shown) == 3  # default: every figure
+    with pytest.raises(ValueError, match="indices of the 2 settings"):
+        widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                                [{"kl_weight": 0.0}, {"kl_weight": 1.0}], figures=[5])
+    plt.close("all")
