@@ -11,6 +11,9 @@
 ``SPARSEVD_DATASET``       the notebooks' data set (default ``offline-digits``)
 ``SPARSEVD_FIGURES``       folder for saved figures (default ``figures``)
 ``SPARSEVD_FIGURE_FORMATS``  extra figure formats, comma-separated (``svg,pdf``)
+``SPARSEVD_PREDICTIONS``   the file of a student's predictions (default ``predictions.json`` in the
+                           current folder, the notebook's folder in Jupyter); see ``predictions``
+``SPARSEVD_STUDENT``       the student's name in that file (default: the file's name)
 =========================  =====================================================================
 
 Every flag is parsed the same way: ``1/true/yes/on`` (any case) is on, ``0/false/no/off`` or empty is
@@ -76,6 +79,8 @@ class Settings:
     dataset: str = "offline-digits"
     figures: Path = Path("figures")
     figure_formats: str = ""
+    predictions: Path = Path("predictions.json")
+    student: str = ""
 
 
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,4 +96,6 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         dataset=env.get("SPARSEVD_DATASET") or "offline-digits",
         figures=Path(env.get("SPARSEVD_FIGURES") or "figures"),
         figure_formats=env.get("SPARSEVD_FIGURE_FORMATS", ""),
+        predictions=Path(env.get("SPARSEVD_PREDICTIONS") or "predictions.json").expanduser(),
+        student=env.get("SPARSEVD_STUDENT", "").strip(),
     )
