@@ -30,7 +30,7 @@
 # **Exercises.** Three, marked **Exercise** (5-10 minutes each): write a function, then run the cell after
 # it, which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is
 # wrong). Questions marked **Predict** record your answer with `predictions.ask(...)`: write it into the
-# call (`prediction=...`) before you run the cell; a later cell shows it beside the measured value. Terms
+# variable `MY_...` of its cell before you run the cell; a later cell shows it beside the measured value. Terms
 # (*compression*, *sparsity*, *KL weight*, *threshold*, layer names `fc1`, ...) are defined in the
 # [glossary](../docs/glossary.md).
 #
@@ -121,9 +121,10 @@ print(f"LeNet-300-100 has {sum(n for _, n, _ in svd.reports.layer_sparsity(model
 # under $(\theta, \sigma)$, behave: stays constant, grows like $\alpha$, or grows like $\alpha^2$?
 
 # %%
+MY_GROWTH = None  # your prediction: copy one of the choices
 predictions.ask("03-ratio-growth", "Var dL/dtheta under (theta, alpha) / under (theta, sigma), as alpha grows",
                 kind="choice", choices=["constant", "like alpha", "like alpha^2"],
-                prediction=None)  # your prediction: one of the choices
+                prediction=MY_GROWTH)
 
 # %% [markdown]
 # **Exercise 1 (code, 10 min).** Write `theta_gradients(theta, alpha, eps)`: for each draw in the tensor
@@ -332,9 +333,10 @@ t1.round(2).astype(object).fillna("-")  # "-": the paper has no such row
 # 1,000 weights. Is its total compression closer to 7x, 70x or 90x?
 
 # %%
+MY_COMPRESSION = None  # your prediction: copy one of the choices
 predictions.ask("03-paper-compression", "Total compression (x) of 98.9-97.2-62.0 % in layers of "
                 "235,200, 30,000 and 1,000 weights", kind="choice", choices=["7x", "70x", "90x"],
-                prediction=None)  # your prediction: one of the choices
+                prediction=MY_COMPRESSION)
 
 # %% [markdown]
 # **Exercise 3 (code, 5 min).** Write `compression(sparsity_percent, sizes)`: the compression (total weights
@@ -360,8 +362,8 @@ checks.check_compression_sparsity(compression)
 # %%
 sizes = [235200, 30000, 1000]  # fc1, fc2, fc3
 paper = compression([98.9, 97.2, 62.0], sizes)
-predictions.reveal("03-paper-compression", f"{paper:.1f}x (nearest choice: "
-                   f"{min(['7x', '70x', '90x'], key=lambda c: abs(float(c[:-1]) - paper))})")
+print(f"the paper's row with your function: {paper:.1f}x")
+predictions.reveal("03-paper-compression", min(["7x", "70x", "90x"], key=lambda c: abs(float(c[:-1]) - paper)))
 for name, row in zip(t1.index, result["results"]["rows"]):
     print(f"{name:<62} {compression(row['layer_sparsity_%'], sizes):7.1f}x  "
           f"(table: {row['compression']:.1f}x)")

@@ -28,7 +28,7 @@
 # full Fashion-MNIST with the paper's 200-epoch recipe). Default mode also writes an animation to
 # `figures/` and shows it. About 45 minutes of class with the two exercises (20 + 15 minutes) and the
 # prediction questions. Questions marked **Predict** record your answer with
-# `predictions.ask(...)`: write it into the call (`prediction=...`) before you run the cell; a later
+# `predictions.ask(...)`: write it into the variable `MY_...` of its cell before you run the cell; a later
 # cell shows it beside the measured value.
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
@@ -244,8 +244,9 @@ checks.check_kl_gradient(kl_gradient)
 # dropped ($\log\alpha \ge 3$) after the run, in %?
 
 # %%
+MY_DROPPED = None  # your prediction: a number, in %
 predictions.ask("04-flow-dropped", "Share of the classifier's 7,840 weights dropped after the live run (%)",
-                kind="number", prediction=None)  # your prediction: replace None by a number
+                kind="number", prediction=MY_DROPPED)
 
 # %%
 svd.set_seed(SEED)
@@ -321,10 +322,12 @@ moved.groupby("ends").median().round(2).assign(weights=moved["ends"].value_count
 # input weight *and* a kept output weight)?
 
 # %%
+MY_PIXELS = None  # your prediction: a number of pixels
 predictions.ask("04-pixels-read", "Pixels (of 784) that fc1 still reads", kind="number",
-                prediction=None)  # your prediction: replace None by a number
+                prediction=MY_PIXELS)
+MY_UNITS = None  # your prediction: a number of units
 predictions.ask("04-units-alive", "fc1 units (of 300) alive", kind="number",
-                prediction=None)  # your prediction: replace None by a number
+                prediction=MY_UNITS)
 
 # %% [markdown]
 # **Exercise 2 (code, 15 min).** Two functions on the trained model's $\log\alpha$ arrays (torch's layout:

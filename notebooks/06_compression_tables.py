@@ -31,8 +31,8 @@
 # unless you press the button (or set `SPARSEVD_RETRAIN=1`), which trains one small model in about a
 # minute. The Fashion-MNIST sections need the data set on this machine (the Debian package
 # `dataset-fashion-mnist`, or a download): they say so when it is missing. Questions marked **Predict**
-# record your answer with `predictions.ask(...)`: write it into the call (`prediction=...`) before you
-# run the cell; a later cell shows it beside the measured value.
+# record your answer with `predictions.ask(...)`: write it into the variable `MY_...` of its cell
+# before you run the cell; a later cell shows it beside the measured value.
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017; the `pytorch_ard` package ([github.com/HolyBayes/pytorch_ard](https://github.com/HolyBayes/pytorch_ard));
@@ -167,11 +167,12 @@ except RuntimeError as err:
 # %% [markdown]
 # **Predict.** At threshold 3 the model keeps 1 weight in 56 (55.6x). Move the threshold down to 0: weights
 # with $0 \le \log\alpha < 3$ are dropped too. By how many points will the test error rise: about 0.5, 2,
-# or 10? Write your number into the call below, then run the two cells after it.
+# or 10? Write your number into `MY_RISE` below, then run the two cells after it.
 
 # %%
+MY_RISE = None  # your prediction: a number of points
 predictions.ask("06-threshold-0", "Rise of the test error (points) when the threshold goes from 3 to 0",
-                kind="number", prediction=None)  # your prediction: replace None by a number
+                kind="number", prediction=MY_RISE)
 
 # %%
 if test is not None:
@@ -258,8 +259,9 @@ points.pivot(index="kl_weight", columns="threshold", values="compression").round
 # How much compression can the best point of the grid give within it (x)?
 
 # %%
+MY_COMPRESSION = None  # your prediction: a number, in x
 predictions.ask("06-budget-compression", "Highest compression (x) of the grid within a budget of "
-                "the dense error + 1 point", kind="number", prediction=None)  # replace None by a number
+                "the dense error + 1 point", kind="number", prediction=MY_COMPRESSION)
 
 # %% [markdown]
 # **Exercise 1 (code, 20 min).** The frontier, then the point for a budget. `points` is a DataFrame
@@ -382,8 +384,9 @@ if test is not None:
 # times fewer bytes than the dense float32 weights will its weights take?
 
 # %%
+MY_CSR_RATIO = None  # your prediction: a number, in x
 predictions.ask("06-csr-ratio", "Dense float32 bytes / CSR bytes of the weights (x)", kind="number",
-                prediction=None)  # your prediction: replace None by a number
+                prediction=MY_CSR_RATIO)
 #
 # **Exercise 2 (code, 5-10 min).** Write `csr_bytes(weight, value_bytes=4, index_bytes=4)`: the bytes a 2-d
 # weight matrix takes in CSR, where the dropped weights are exactly 0.
