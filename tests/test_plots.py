@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.quiver  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -335,6 +336,11 @@ def _fig_04():
     yield "plot_weight_grid", plots.plot_weight_grid(
         [plots.weight_image(theta[u].reshape(28, 28), la["fc1"][u].reshape(28, 28)) for u in units], ncols=8)
     yield "plot_layer_matrix", plots.plot_layer_matrix(layers["fc2"].weight.detach().numpy(), la["fc2"])
+    from sparsevd_lab import checks
+
+    steps = np.linspace(0, 1, 8)[:, None]
+    yield "plot_kl_flow", plots.plot_kl_flow(checks.kl_gradient_reference, -3.5 - 8 * steps * np.ones((1, 4)),
+                                             -10 + 0.5 * steps * np.ones((1, 4)))
 
 
 def _fig_05():
@@ -406,3 +412,22 @@ def test_every_plot_function_the_notebooks_call_is_covered():
     covered.add("animate_snapshots")  # its frames are plot_weight_grid figures (covered with 04's data)
     missing = sorted(called - covered)
     assert not missing, f"add a case for {missing} to NOTEBOOK_FIGURES in tests/test_plots.py"
+
+
+def test_plot_kl_flow_draws_arrows_line_wall_and_trajectories():
+    from sparsevd_lab import checks
+
+    # two weights: one runs left past the line and the wall (dropped), one moves right (kept)
+    u = np.array([[-4.0, -4.0], [-8.0, -3.0], [-12.0, -2.5]])
+    s2 = np.array([[-10.0, -10.0], [-9.8, -10.0], [-9.6, -9.9]])
+    fig = _labelled(plots.plot_kl_flow(checks.kl_gradient_reference, u, s2, threshold=3.0))
+    ax = fig.axes[0]
+    quiver = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
+    # arrows point along -gradient: left (log|theta| down) and up (log sigma^2 up) away from the wall
+    assert np.all(quiver.U <= 0) and np.all(quiver.V >= 0)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "trajectory, ends dropped (1)" in labels and "trajectory, ends kept (1)" in labels
+    wall = [line for line in ax.lines if line.get_linestyle() == "--"][0]
+    assert np.allclose(wall.get_xdata(), 0.5 * np.log(1e-8))
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_kl_flow(checks.kl_gradient_reference, u, s2[:2])
