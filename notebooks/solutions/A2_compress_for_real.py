@@ -602,11 +602,11 @@ for ax, (col, ylabel, title) in zip(axes, panels):
     for (name, r), colour in zip(summary.iterrows(), plots.PALETTE):
         ax.plot(r["kept"], r[col], "o", ms=9, color=colour, label=name)
         if col == "ms_batch_1000":  # batch 1 as a hollow marker: fixed costs dominate there
-            ax.plot(r["kept"], r["ms_batch_1"], "s", ms=7, mfc="none", color=colour)
+            ax.plot(r["kept"], r["ms_batch_1"], "s", ms=8, mew=1.8, mfc="none", color=colour)
     ax.set(xscale="log", yscale="log", xlabel="kept weights (log scale)", ylabel=ylabel, title=title)
-axes[1].plot([], [], "s", mfc="none", color="0.3", label="batch 1 (hollow squares)")
-axes[1].legend(fontsize="small", loc="lower right")
-fig.tight_layout()
+axes[0].plot([], [], "s", mfc="none", color="0.3", label="batch 1 (right panel, hollow squares)")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize="small")
+fig.tight_layout(rect=(0, 0.14, 1, 1))  # room for the legend under the panels, off the points
 plt.show()
 
 # %% [markdown]
