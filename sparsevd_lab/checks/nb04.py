@@ -1,6 +1,12 @@
-"""Checks for notebook 04 (what the weights look like): one per exercise.
+"""Checks for notebook 04 (what the weights look like).
 
-Both exercises read a trained model's ``log_alpha`` arrays (torch's layout: one row per output unit,
+``check_kl_gradient`` (exercise 1) gives the student's ``kl_gradient(log_abs_theta, log_sigma2)``
+points on both sides of the threshold and of the theta^2 = 1e-8 wall and compares the pair
+(d KL / d log|theta|, d KL / d log sigma^2) with ``kl_gradient_reference``; each known slip (the sign
+of -KL, swapped components, the 1e-8 forgotten, a factor 1 for 2, d/d theta instead of d/d log|theta|,
+one term of eq. 14 missing, the softplus's derivative with the wrong sign) is named.
+
+``check_pixels_used`` and ``check_alive_units`` (exercise 2) read a trained model's ``log_alpha`` arrays (torch's layout: one row per output unit,
 one column per input) and decide what survives the threshold (kept: log alpha < threshold, the
 paper's rule and ``LinearSVDO``'s mask). The checks run the student's function on small seeded
 arrays built so that every known wrong answer gives a different result (dropped instead of kept,

@@ -5,7 +5,10 @@ points in which every known wrong rule picks a different point (the lowest error
 compression ignoring the budget, the budget's inequality reversed or made strict, the lowest
 compression within the budget). ``check_csr_bytes`` gives it weight matrices with empty rows, not
 square, and two sets of value / index sizes, so that dense storage, COO, CSC, a missing row pointer
-or missing column indices each give a different count. Both print one line starting with ``OK:``.
+or missing column indices each give a different count. ``check_pareto_frontier`` gives it sweep-like
+tables with a tie trap (a point at a frontier point's compression with a higher error) so that the
+strict-on-both-axes rule, per-KL-weight picks, the reversed direction, the beaten points and a wrong
+order each give a different answer. Each prints one line starting with ``OK:``.
 """
 from __future__ import annotations
 
