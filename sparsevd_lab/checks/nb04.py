@@ -6,14 +6,13 @@ points on both sides of the threshold and of the theta^2 = 1e-8 wall and compare
 of -KL, swapped components, the 1e-8 forgotten, a factor 1 for 2, d/d theta instead of d/d log|theta|,
 one term of eq. 14 missing, the softplus's derivative with the wrong sign) is named.
 
-``check_pixels_used`` and ``check_alive_units`` (exercise 2) read a trained model's ``log_alpha`` arrays (torch's layout: one row per output unit,
-one column per input) and decide what survives the threshold (kept: log alpha < threshold, the
-paper's rule and ``LinearSVDO``'s mask). The checks run the student's function on small seeded
-arrays built so that every known wrong answer gives a different result (dropped instead of kept,
-``all`` instead of ``any``, the wrong axis, ``<=`` at the threshold, a hard-coded threshold, only the
-incoming or only the outgoing weights of a unit), name the mistake, and print one line starting
-with ``OK:``.
-"""
+``check_pixels_used`` and ``check_alive_units`` (exercise 2) read a trained model's ``log_alpha``
+arrays (torch's layout: one row per output unit, one column per input) and decide what survives the
+threshold (kept: log alpha < threshold, the paper's rule and ``LinearSVDO``'s mask). The checks run
+the student's function on small seeded arrays built so that every known wrong answer gives a
+different result (dropped instead of kept, ``all`` instead of ``any``, the wrong axis, ``<=`` at the
+threshold, a hard-coded threshold, only the incoming or only the outgoing weights of a unit), name
+the mistake, and print one line starting with ``OK:``."""
 from __future__ import annotations
 
 from typing import Callable

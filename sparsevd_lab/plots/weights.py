@@ -140,9 +140,9 @@ def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, t
     """A whole dense layer (out x in) as one heat map, kept weights on the diverging map and dropped
     ones grey, so that rows (output units that receive nothing) and columns (input units nobody reads)
     dropped entirely are drawn in a dark ``DEAD_COLOUR`` (unlike the mid grey of a single dropped
-    weight in a live row or column, so dead units stand out as dark stripes); beside it, the block of rows and columns that keep a weight,
-    gathered (what ``compress`` keeps). The colour scale ends at the ``clip_percentile`` of |kept
-    weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
+    weight in a live row or column, so dead units stand out as dark stripes); beside it, the block of
+    rows and columns that keep a weight, gathered (what ``compress`` keeps). The colour scale ends at
+    the ``clip_percentile`` of |kept weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
     img = weight_image(weight, log_alpha, threshold)
     kept = ~np.ma.getmaskarray(img)
     rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
