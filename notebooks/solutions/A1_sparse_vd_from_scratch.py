@@ -384,6 +384,8 @@ ax_kl.plot(history["epoch"], history["kl_weight"], "--", color="0.5", label="KL 
 ax_kl.set(ylabel="KL weight (unitless)", ylim=(0, 1.05))
 ax_kl.grid(False)
 ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="Your Sparse VD LeNet-300-100")
+ax_acc.legend(ax_acc.get_lines() + ax_kl.get_lines(), ["test accuracy", "KL weight (right axis)"],
+              loc="lower left", fontsize="small")
 ax_comp.plot(history["epoch"], history["compression"], "o-", color=plots.PALETTE[1])
 log_axis = history["compression"].max() > 10 * history["compression"].min()  # a long run spans decades
 ax_comp.set(xlabel="epoch", ylabel="compression (x" + (", log scale)" if log_axis else ")"),
