@@ -29,7 +29,8 @@
 #
 # **Exercises.** Three, marked **Exercise** (5-10 minutes each): write a function, then run the cell after
 # it, which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is
-# wrong). Questions marked **Predict** are for you to answer before you run the next cell. Terms
+# wrong). Questions marked **Predict** record your answer with `predictions.ask(...)`: write it into the
+# variable `MY_...` of its cell before you run the cell; a later cell shows it beside the measured value. Terms
 # (*compression*, *sparsity*, *KL weight*, *threshold*, layer names `fc1`, ...) are defined in the
 # [glossary](../docs/glossary.md).
 #
@@ -65,7 +66,7 @@ import pandas as pd
 import torch
 
 import sparsevd_lab as svd
-from sparsevd_lab import checks, plots, theory, widgets
+from sparsevd_lab import checks, plots, predictions, theory, widgets
 
 plots.use_style()
 
@@ -109,17 +110,23 @@ print(f"LeNet-300-100 has {sum(n for _, n, _ in svd.reports.layer_sparsity(model
 # | $(\theta, \alpha)$, multiplicative (Kingma et al. 2015) | $w = \theta\,(1 + \sqrt\alpha\,\varepsilon)$ | scales with $\theta$ |
 # | $(\theta, \sigma)$, **additive** (eq. 15) | $w = \theta + \sigma\,\varepsilon$ | stays put |
 #
-# The samples are the same; the gradients with respect to $\theta$ are not. Under $(\theta, \alpha)$ the
-# chain rule goes through the noise term too, so $\partial L/\partial\theta = L'(w)\,(1 + \sqrt\alpha\,\varepsilon)$: every gradient is
-# multiplied by a noise whose standard deviation is $\sqrt\alpha$. Sparse VD wants $\alpha$ to grow without bound
-# (for a dropped weight $\alpha > e^3 \approx 20$; the KL keeps pushing it up), and there this noise would
-# swamp the gradient (eq. 16 of the paper). Under $(\theta, \sigma)$ the noise enters only through $L'(w)$.
+# The samples are the same. Are the gradients with respect to $\theta$? In each row, ask what else moves
+# when $\theta$ moves with the other trained parameter held fixed. Sparse VD wants $\alpha$ to grow without
+# bound (for a dropped weight $\alpha > e^3 \approx 20$; the KL keeps pushing it up), so whatever happens at
+# large $\alpha$ matters.
 #
 # Take one weight with the loss $L(w) = w^2/2$, so $L'(w) = w$.
 #
 # **Predict.** As $\alpha$ grows, how does $\operatorname{Var}[\partial L/\partial\theta]$ under $(\theta, \alpha)$, divided by the same
 # under $(\theta, \sigma)$, behave: stays constant, grows like $\alpha$, or grows like $\alpha^2$?
-#
+
+# %%
+MY_GROWTH = None  # your prediction: copy one of the choices
+predictions.ask("03-ratio-growth", "Var dL/dtheta under (theta, alpha) / under (theta, sigma), as alpha grows",
+                kind="choice", choices=["constant", "like alpha", "like alpha^2"],
+                prediction=MY_GROWTH)
+
+# %% [markdown]
 # **Exercise 1 (code, 10 min).** Write `theta_gradients(theta, alpha, eps)`: for each draw in the tensor
 # `eps`, the gradient $\partial L/\partial\theta$ of $L(w) = w^2/2$ at the sample $w$, once with the sample written
 # the additive way (eq. 15, $\sigma$ a parameter of its own: `g_sigma`) and once the multiplicative way ($\alpha$ a
@@ -141,6 +148,11 @@ def theta_gradients(theta, alpha, eps):
 checks.check_theta_grad_variance(theta_gradients)
 
 # %% [markdown]
+# What the check measured: under $(\theta, \alpha)$ the chain rule goes through the noise term too, so
+# $\partial L/\partial\theta = L'(w)\,(1 + \sqrt\alpha\,\varepsilon)$: every gradient is multiplied by a noise whose standard deviation
+# is $\sqrt\alpha$, and at large $\alpha$ this noise swamps the gradient (eq. 16 of the paper). Under
+# $(\theta, \sigma)$ the noise enters only through $L'(w)$.
+#
 # The same comparison on a grid of $\alpha$, measured by Monte Carlo with autograd (`theory.theta_grad_variance`,
 # one weight, $\theta = 1$), and in a Sparse VD softmax classifier on 100 real digits, every weight at the
 # same $\alpha$, trained through the LRT of section 3 (`theory.theta_grad_variance_layer`, the gradient
@@ -160,6 +172,10 @@ in_layer = theory.theta_grad_variance_layer(x, y, theta, grid, n_repeats=GRAD_RE
 fig = plots.plot_additive_reparam(single, in_layer)
 nb.savefig(fig, "03_additive_reparam.png")
 plt.show()
+big = grid >= 3  # the growth of the measured ratio over the large-alpha end: slope of log ratio on log alpha
+growth = float(np.polyfit(grid[big], np.log(np.asarray(single["ratio"])[big]), 1)[0])
+predictions.reveal("03-ratio-growth", ["constant", "like alpha", "like alpha^2"][min(2, max(0, round(growth)))])
+print(f"d log(ratio) / d log(alpha) for log alpha >= 3: {growth:.2f}")
 pd.DataFrame({"log alpha": grid, "ratio, one weight (MC)": single["ratio"],
               "4 + 2 alpha": single["ratio, exact 4 + 2 alpha"],
               "ratio, softmax layer": in_layer["ratio"]}).round(2).set_index("log alpha").T
@@ -235,8 +251,10 @@ plt.show()
 grad_var.map(lambda v: f"{v:.3g}")
 
 # %% [markdown]
-# One weight sample shared by the minibatch gives the noisiest gradients for $\theta$ (log scale): its noise
-# does not average out over the examples. Drawing a weight per example decorrelates the examples, as
+# Each dot is an estimator's gradient variance divided by the LRT's (1x: the grey line; the axis is
+# logarithmic because the ratios span two orders of magnitude). One weight sample shared by the
+# minibatch gives the noisiest gradients for $\theta$, about ten times the LRT's: its noise does not
+# average out over the examples. Drawing a weight per example decorrelates the examples, as
 # the LRT does, but for $\log\sigma^2$ it is still far noisier than the LRT: there each weight's gradient
 # carries that weight's own $\varepsilon_{ij}$, while under the LRT it sees the noise of the whole
 # pre-activation, scaled by the weight's share of its variance (Kingma et al. 2015, sec. 2.3). And the
@@ -313,7 +331,14 @@ t1.round(2).astype(object).fillna("-")  # "-": the paper has no such row
 #
 # **Predict.** The paper's Sparse VD row has sparsities 98.9-97.2-62.0 % in layers of 235,200, 30,000 and
 # 1,000 weights. Is its total compression closer to 7x, 70x or 90x?
-#
+
+# %%
+MY_COMPRESSION = None  # your prediction: copy one of the choices
+predictions.ask("03-paper-compression", "Total compression (x) of 98.9-97.2-62.0 % in layers of "
+                "235,200, 30,000 and 1,000 weights", kind="choice", choices=["7x", "70x", "90x"],
+                prediction=MY_COMPRESSION)
+
+# %% [markdown]
 # **Exercise 3 (code, 5 min).** Write `compression(sparsity_percent, sizes)`: the compression (total weights
 # / kept weights, Table 1) of a network whose layer `i` has `sizes[i]` weights of which `sparsity_percent[i]` %
 # are dropped.
@@ -336,6 +361,9 @@ checks.check_compression_sparsity(compression)
 
 # %%
 sizes = [235200, 30000, 1000]  # fc1, fc2, fc3
+paper = compression([98.9, 97.2, 62.0], sizes)
+print(f"the paper's row with your function: {paper:.1f}x")
+predictions.reveal("03-paper-compression", min(["7x", "70x", "90x"], key=lambda c: abs(float(c[:-1]) - paper)))
 for name, row in zip(t1.index, result["results"]["rows"]):
     print(f"{name:<62} {compression(row['layer_sparsity_%'], sizes):7.1f}x  "
           f"(table: {row['compression']:.1f}x)")

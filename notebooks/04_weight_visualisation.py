@@ -17,13 +17,19 @@
 # 1. read heat maps of LeNet-5's first-layer filters over the epochs, with dropped weights drawn grey;
 # 2. read the distribution of $\log\alpha$ per layer, where the threshold cuts it, and why the dropped
 #    weights pile up at one value;
-# 3. find which input pixels and which hidden units a trained LeNet-300-100 still uses (two exercises),
+# 3. compute the KL's gradient in the $(\log|\theta|, \log\sigma^2)$ plane and watch weights of a live
+#    run follow it over the $\log\alpha = 3$ line to the wall (exercise 1): why weights fall into sparsity;
+# 4. find which input pixels and which hidden units a trained LeNet-300-100 still uses (exercise 2),
 #    and see whole rows and columns of a dense layer go.
 #
-# **Time on CPU:** under a minute in default and fast mode (about 40 minutes of class with the
-# exercises): nothing is trained, everything comes from the shipped results (LeNet-5 on full
-# Fashion-MNIST, 100 epochs of Sparse VD; LeNet-300-100 on full Fashion-MNIST with the paper's 200-epoch
-# recipe). Default mode also writes an animation to `figures/` and shows it.
+# **Time on CPU:** about a minute in default mode, less in fast mode: one live run of a few seconds
+# (150 steps of a Sparse VD softmax classifier on 1,000 offline digits; 40 in fast mode); the rest comes
+# from the shipped results (LeNet-5 on full Fashion-MNIST, 100 epochs of Sparse VD; LeNet-300-100 on
+# full Fashion-MNIST with the paper's 200-epoch recipe). Default mode also writes an animation to
+# `figures/` and shows it. About 45 minutes of class with the two exercises (20 + 15 minutes) and the
+# prediction questions. Questions marked **Predict** record your answer with
+# `predictions.ask(...)`: write it into the variable `MY_...` of its cell before you run the cell; a later
+# cell shows it beside the measured value.
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017 (fig. 1 and the LeNet-5 filters); Louizos, Ullrich, Welling,
@@ -51,8 +57,10 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
+import torch
+
 import sparsevd_lab as svd
-from sparsevd_lab import checks, experiments, plots, widgets
+from sparsevd_lab import checks, experiments, plots, predictions, widgets
 
 plots.use_style()
 
@@ -61,6 +69,8 @@ plots.use_style()
 DATASET = "fashion-mnist"  # the shipped LeNet-5 snapshots; "offline-digits": the run on 3,500 digits
 DATASET_300 = "fashion-mnist"  # the shipped LeNet-300-100 (200 epochs, the paper's recipe)
 THRESHOLD = 3.0  # log alpha at or above which a weight is dropped
+FLOW_STEPS = 40 if nb.FAST else 150  # steps of the live run of section 3 (full batch of 1,000 digits)
+SEED = 0
 
 # %% [markdown]
 # ## 1. LeNet-5's first layer over the epochs
@@ -83,13 +93,8 @@ print(f"conv1 snapshot: {snaps['conv1_weight'].shape[1]} filters of "
       f"{'x'.join(map(str, snaps['conv1_weight'].shape[2:]))}")
 
 # %% [markdown]
-# Slide through the epochs (the table gives the kept weights of every snapshotted layer):
-
-# %%
-widgets.snapshot_widget(snaps, "conv1", THRESHOLD)
-
-# %% [markdown]
-# **Static copy** (GitHub, nbviewer): the first, a middle and the last snapshot.
+# The first, a middle and the last snapshot (the table under each counts the kept weights of every
+# snapshotted layer; the animation below shows every snapshot):
 
 # %%
 shown = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
@@ -195,18 +200,150 @@ pd.DataFrame(wall).set_index("layer")
 # In fc1 and fc2 almost two thirds of the dropped weights have $\theta^2 < 10^{-8}$, and their median
 # $\log\alpha$ sits next to $\log\sigma^2 + 18.4$. A different $\varepsilon$ would move the wall, not the mask.
 #
-# ### Which input pixels does the first layer still read?
+# ### How weights get there: the KL's pull in the $(\log|\theta|, \log\sigma^2)$ plane
+#
+# A weight is a point $(\log|\theta|, \log\sigma^2)$; it is dropped above the line
+# $\log\alpha = \log\sigma^2 - \log(\theta^2 + 10^{-8}) = 3$. The data term pulls each weight towards
+# whatever fits the data; the KL term (eq. 14, a function of $\log\alpha$ alone) pulls every weight the
+# same way. Which way, and how hard, is one application of the chain rule.
+#
+# **Exercise 1 (code, 20 min).** Write `kl_gradient(log_abs_theta, log_sigma2)`: for numpy arrays of
+# points, the pair $(\partial\,\mathrm{KL}/\partial\log|\theta|,\ \partial\,\mathrm{KL}/\partial\log\sigma^2)$ of one weight's KL,
+#
+# $$\mathrm{KL}(\log\alpha) = k_1\,\mathrm{sigmoid}\big(-(k_2 + k_3\log\alpha)\big) + \tfrac12\log(1 + e^{-\log\alpha}),
+# \qquad \log\alpha = \log\sigma^2 - \log(\theta^2 + 10^{-8}),$$
+#
+# with $k_1 = 0.63576$, $k_2 = 1.87320$, $k_3 = 1.48695$ (eq. 14 with $C = -k_1$, as `sparsevd_lab.layers`
+# computes it, $10^{-8}$ included). By hand: first $d\,\mathrm{KL}/d\log\alpha$ (the derivative of
+# $\mathrm{sigmoid}(z)$ is $\mathrm{sigmoid}(z)(1 - \mathrm{sigmoid}(z))$, that of $\log(1+e^{-x})$ is $-\mathrm{sigmoid}(-x)$), then
+# $d\log\alpha/d\log|\theta|$ (write $\theta^2 = e^{2\log|\theta|}$) and $d\log\alpha/d\log\sigma^2$. Or with
+# `torch.autograd` on float64 tensors. The figure below draws your function.
+
+# %%
+def kl_gradient(log_abs_theta, log_sigma2):
+    """(d KL / d log|theta|, d KL / d log sigma^2) of one weight's KL (eq. 14), elementwise."""
+    ### BEGIN SOLUTION
+    k1, k2, k3 = 0.63576, 1.87320, 1.48695  # eq. 14
+    theta2 = np.exp(2 * np.asarray(log_abs_theta, dtype=float))
+    log_alpha = np.asarray(log_sigma2, dtype=float) - np.log(theta2 + 1e-8)
+    s = 1 / (1 + np.exp(-(k2 + k3 * log_alpha)))  # sigmoid(k2 + k3 log alpha)
+    dkl = -k1 * k3 * s * (1 - s) - 0.5 / (1 + np.exp(log_alpha))  # d KL / d log alpha (< 0)
+    dla_dtheta = -2 * theta2 / (theta2 + 1e-8)  # d log alpha / d log|theta|: -2, and 0 at the wall
+    return dkl * dla_dtheta, dkl  # d log alpha / d log sigma^2 = 1
+    ### END SOLUTION
+
+
+# %%
+checks.check_kl_gradient(kl_gradient)
+
+# %% [markdown]
+# Now a live run: a Sparse VD softmax classifier (one `LinearSVDO(784, 10)`, 7,840 weights) on 1,000
+# offline digits, full batch, KL weight 1, Adam at a learning rate of 0.03 (ten times the usual, so that
+# `FLOW_STEPS` steps, a few seconds, show what an epoch-long run does). Every weight starts at
+# $\log\sigma^2 = -10$ and $|\theta| \le 1/\sqrt{784}$; we record every weight's position every 5 steps.
+#
+# **Predict.** With $N = 1{,}000$ examples the KL weighs a lot. What share of the 7,840 weights will be
+# dropped ($\log\alpha \ge 3$) after the run, in %?
+
+# %%
+MY_DROPPED = None  # your prediction: a number, in %
+predictions.ask("04-flow-dropped", "Share of the classifier's 7,840 weights dropped after the live run (%)",
+                kind="number", prediction=MY_DROPPED)
+
+# %%
+svd.set_seed(SEED)
+digits = svd.load_dataset("offline-digits", verbose=False).subset(1000, 500)
+x, y = digits.x_train.flatten(1), digits.y_train
+layer = svd.LinearSVDO(784, 10)
+net = torch.nn.Sequential(torch.nn.Flatten(), layer)
+objective = svd.SGVLB(net, train_size=len(y), kl_weight=1.0)  # eq. 3 / N
+optimizer = torch.optim.Adam(net.parameters(), lr=0.03)
+path_theta, path_ls2 = [], []  # (records, 7840): log|theta| and log sigma^2 of every weight
+net.train()
+for step in range(FLOW_STEPS + 1):
+    if step % 5 == 0:
+        with torch.no_grad():
+            path_theta.append(layer.weight.abs().log().flatten().numpy().copy())
+            path_ls2.append(layer.log_sigma2.flatten().numpy().copy())
+    if step < FLOW_STEPS:
+        loss = objective(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+path_theta, path_ls2 = np.array(path_theta), np.array(path_ls2)
+end_la = layer.log_alpha.detach().flatten().numpy()
+net.eval()
+with torch.no_grad():
+    flow_acc = float((net(digits.x_test.flatten(1)).argmax(1) == digits.y_test).float().mean())
+print(f"{FLOW_STEPS} steps: {100 * (end_la >= THRESHOLD).mean():.1f} % of the weights dropped, "
+      f"test accuracy {100 * flow_acc:.1f} %")
+
+# %%
+predictions.reveal("04-flow-dropped", round(100 * float((end_la >= THRESHOLD).mean()), 1))
+
+# %% [markdown]
+# 25 weights that end dropped and 25 that end kept (ringed: the start; filled: the end), over the arrows
+# of **your** `kl_gradient` (the KL's descent direction, unit length; the shading is its size):
+
+# %%
+rng = np.random.default_rng(SEED)
+dropped_ids, kept_ids = np.flatnonzero(end_la >= THRESHOLD), np.flatnonzero(end_la < THRESHOLD)
+chosen = np.concatenate([rng.choice(dropped_ids, min(25, len(dropped_ids)), replace=False),
+                         rng.choice(kept_ids, min(25, len(kept_ids)), replace=False)])
+fig = plots.plot_kl_flow(kl_gradient, path_theta[:, chosen], path_ls2[:, chosen], THRESHOLD)
+nb.savefig(fig, "04_kl_flow.png")
+plt.show()
+moved = pd.DataFrame({"ends": np.where(end_la >= THRESHOLD, "dropped", "kept"),
+                      "median change of log|theta|": path_theta[-1] - path_theta[0],
+                      "median change of log sigma^2": path_ls2[-1] - path_ls2[0],
+                      "share beyond the wall (theta^2 < 1e-8)": path_theta[-1] < 0.5 * np.log(1e-8)})
+moved.groupby("ends").agg({"median change of log|theta|": "median", "median change of log sigma^2": "median",
+                           "share beyond the wall (theta^2 < 1e-8)": "mean"}).round(2).assign(
+    weights=moved["ends"].value_counts())
+
+# %% [markdown]
+# Your gradient says the KL pushes **every** weight the same way: $\partial\,\mathrm{KL}/\partial\log\alpha < 0$
+# everywhere, so descent raises $\log\alpha$, by lowering $\log|\theta|$ (twice as fast, the factor $-2$)
+# and raising $\log\sigma^2$. Only the data term can hold a weight back. The weights the data does not
+# need follow the arrows: in this run they move almost only leftwards (the median change of
+# $\log\sigma^2$ in the table is small, that of $\log|\theta|$ large and negative), cross the line
+# $\log\alpha = 3$, and run into the wall $\theta^2 = 10^{-8}$. Past the wall the factor
+# $\theta^2/(\theta^2 + 10^{-8})$ is 0: the arrows turn straight up, and the shading shows the push
+# fading, since $d\,\mathrm{KL}/d\log\alpha \to 0$ for large $\alpha$. There the weights stop, at
+# $\log\alpha \approx \log\sigma^2 + 18.4$: the pile-up of the histogram above. The kept weights are those
+# whose data gradient wins: their $|\theta|$ grows, and $\log\sigma^2$ rises with it, so that they stay below the
+# line. (In default mode, 150 steps, the table shows this; the 40 steps of fast mode are too few for the
+# kept weights to turn round, or for the dropped ones to reach the wall.)
+#
+# ### Which input pixels and which units does the trained net still use?
 #
 # Every input pixel feeds 300 weights of fc1 (one column of its $300\times784$ weight matrix). A pixel the
 # network still reads keeps at least one of them.
 #
-# **Predict.** Of the 784 pixels of a Fashion-MNIST image, how many does fc1 still read after training,
-# with 98.4 % of its weights dropped: under 100, about 400, or most of them?
+# A unit of fc1 with no kept input weight outputs a constant; a unit with no kept output weight (in fc2)
+# is read by nobody. Either way `sparsevd_lab.compress` can remove it.
 #
-# **Exercise 1 (code, 5-10 min).** Write `pixels_used(log_alpha, threshold)`: for fc1's `log_alpha`
-# (one row per unit, one column per input pixel), a boolean vector with one value per pixel, True when at
-# least one of the pixel's weights is kept. A weight is kept when $\log\alpha$ is below the threshold
-# (sec. 4.3 of the paper).
+# **Predict** (two numbers). fc1 keeps 1.6 % of its weights (the table above). Of the 784 pixels of a
+# Fashion-MNIST image, how many does fc1 still read? And how many of its 300 units are alive (a kept
+# input weight *and* a kept output weight)?
+
+# %%
+MY_PIXELS = None  # your prediction: a number of pixels
+predictions.ask("04-pixels-read", "Pixels (of 784) that fc1 still reads", kind="number",
+                prediction=MY_PIXELS)
+MY_UNITS = None  # your prediction: a number of units
+predictions.ask("04-units-alive", "fc1 units (of 300) alive", kind="number",
+                prediction=MY_UNITS)
+
+# %% [markdown]
+# **Exercise 2 (code, 15 min).** Two functions on the trained model's $\log\alpha$ arrays (torch's layout:
+# one row per output unit, one column per input). A weight is kept when $\log\alpha$ is below the
+# threshold (sec. 4.3 of the paper), in every matrix.
+# - `pixels_used(log_alpha, threshold)`: for fc1's `log_alpha` (one column per input pixel), a boolean
+#   vector with one value per pixel, True when at least one of the pixel's weights is kept.
+# - `alive_units(log_alpha_fc1, log_alpha_fc2, threshold)`: for every unit of fc1, True when it has at
+#   least one kept incoming weight (in fc1) and at least one kept outgoing weight (in fc2). Mind which
+#   axis of each matrix belongs to the unit.
 
 # %%
 def pixels_used(log_alpha, threshold):
@@ -217,13 +354,28 @@ def pixels_used(log_alpha, threshold):
     ### END SOLUTION
 
 
+def alive_units(log_alpha_fc1, log_alpha_fc2, threshold):
+    """True for every fc1 unit with a kept incoming weight and a kept outgoing weight."""
+    ### BEGIN SOLUTION
+    incoming = (log_alpha_fc1 < threshold).any(axis=1)  # fc1: a row per unit
+    outgoing = (log_alpha_fc2 < threshold).any(axis=0)  # fc2: a column per fc1 unit
+    return incoming & outgoing
+    ### END SOLUTION
+
+
 # %%
 checks.check_pixels_used(pixels_used)
+checks.check_alive_units(alive_units)
 
 # %%
 used = pixels_used(log_alpha["fc1"], THRESHOLD)
-print(f"fc1 reads {int(used.sum())} of {used.size} pixels "
-      f"({used.size - int(used.sum())} are never read)")
+alive = alive_units(log_alpha["fc1"], log_alpha["fc2"], THRESHOLD)
+kept_per_unit = (log_alpha["fc1"] < THRESHOLD).sum(1)
+print(f"fc1 reads {int(used.sum())} of {used.size} pixels ({used.size - int(used.sum())} are never read)")
+print(f"fc1 units alive: {int(alive.sum())} of {alive.size} "
+      f"({int((kept_per_unit > 0).sum())} have a kept input weight)")
+predictions.reveal("04-pixels-read", int(used.sum()))
+predictions.reveal("04-units-alive", int(alive.sum()))
 
 # %% [markdown]
 # How many weights of each pixel survive, beside the mean training image (when Fashion-MNIST is on this
@@ -271,38 +423,7 @@ print(f"units with at least one kept input weight: {int((kept_per_unit > 0).sum(
 # Even the busiest survivors read only 63 to 94 of the 784 pixels (printed above), scattered over the
 # area where the garments are, with positive (red) and negative (blue) weights mixed: not the smooth
 # stroke templates of a dense net's first layer. Sparse VD keeps, for each surviving unit, a few informative pixels; the other
-# 233 units keep nothing at all.
-#
-# ### How many fc1 units are still alive?
-#
-# A unit with no kept input weight outputs a constant; a unit with no kept output weight is read by
-# nobody. Either way `sparsevd_lab.compress` can remove it.
-#
-# **Predict.** How many of the 300 units of fc1 are alive (a kept input weight *and* a kept output
-# weight)? The table above says fc1 keeps 1.6 % of its weights.
-#
-# **Exercise 2 (code, 10 min).** Write `alive_units(log_alpha_fc1, log_alpha_fc2, threshold)`: for every
-# unit of fc1, True when it has at least one kept incoming weight (in fc1) and at least one kept outgoing
-# weight (in fc2). A weight is kept when $\log\alpha$ is below the threshold (sec. 4.3), in both matrices.
-# Mind which axis of each matrix belongs to the unit (torch stores out x in).
-
-# %%
-def alive_units(log_alpha_fc1, log_alpha_fc2, threshold):
-    """True for every fc1 unit with a kept incoming weight and a kept outgoing weight."""
-    ### BEGIN SOLUTION
-    incoming = (log_alpha_fc1 < threshold).any(axis=1)  # fc1: a row per unit
-    outgoing = (log_alpha_fc2 < threshold).any(axis=0)  # fc2: a column per fc1 unit
-    return incoming & outgoing
-    ### END SOLUTION
-
-
-# %%
-checks.check_alive_units(alive_units)
-
-# %%
-alive = alive_units(log_alpha["fc1"], log_alpha["fc2"], THRESHOLD)
-print(f"fc1 units alive: {int(alive.sum())} of {alive.size} "
-      f"({int((kept_per_unit > 0).sum())} have a kept input weight)")
+# 233 units keep nothing at all: the units that exercise 2 found dead.
 
 # %% [markdown]
 # ### The whole of fc2: rows and columns
@@ -317,8 +438,9 @@ nb.savefig(fig, "04_fc2_matrix.png")
 plt.show()
 
 # %% [markdown]
-# On the left, the grey columns are fc1 units that are dead (nothing to read) and the kept weights line
-# up in the 67 columns of the live ones; the grey rows are fc2 units that receive nothing. On the right the
+# On the left, the dark columns are the fc1 units that are dead (nothing to read: exercise 2's dead
+# units) and the dark rows are fc2 units that receive nothing; the kept weights line up in the 67 light
+# columns of the live units, grey where a single weight of a live unit is dropped. On the right the
 # rows and columns that keep a weight are gathered: a $50\times67$ block in which about a quarter of the
 # weights are kept. Removing the dead rows and columns gives a much smaller layer, which is what
 # `sparsevd_lab.compress` does (notebook 06 measures it).
@@ -346,6 +468,9 @@ over_time
 # - $\log\alpha$ separates into kept and dropped groups; the threshold sits in the gap. The dropped group
 #   piles up at $\log\sigma^2 - \log 10^{-8}$ because $\theta \to 0$, not because of a clamp.
 # - Draw dropped weights in a colour no kept weight can have, or the picture lies about what survives.
+# - The KL alone pushes every weight towards larger $\log\alpha$: $|\theta|$ down (twice as fast) and
+#   $\sigma^2$ up. Only the data term holds a weight back; the weights it does not hold cross the threshold
+#   and stop at the wall $\theta^2 = 10^{-8}$, where the push fades.
 #
 # Next: [05 · random labels](05_random_labels.ipynb). Words used here: [glossary](../docs/glossary.md).
 

@@ -20,16 +20,19 @@
 # 2. explain what the **KL weight** (a multiplier $\beta$ of the KL term) and the **threshold** on $\log\alpha$
 #    each trade between accuracy and compression: a slider that re-masks a trained model live, and a
 #    KL-weight slider that moves along the frontier of a 200-epoch sweep on Fashion-MNIST;
-# 3. place Sparse VD against the dense net and magnitude pruning on an accuracy-compression plot, and
-#    pick the frontier point for an error budget (exercise);
+# 3. place Sparse VD against the dense net and magnitude pruning on an accuracy-compression plot,
+#    compute its frontier yourself and pick the frontier point for an error budget (exercise 1);
 # 4. make a trained model smaller and faster for real with `compress`, and count its bytes in CSR
 #    (exercise).
 #
 # **Time on CPU:** 1-2 minutes in default mode (the first `compress` on a machine also builds its C++
-# kernel once, about 35 s), about a minute in fast mode; about 45 minutes of class with the exercises. Nothing is trained
+# kernel once, about 35 s), about a minute in fast mode; about 50 minutes of class with the exercises
+# (20 + 10 minutes) and the prediction questions. Nothing is trained
 # unless you press the button (or set `SPARSEVD_RETRAIN=1`), which trains one small model in about a
 # minute. The Fashion-MNIST sections need the data set on this machine (the Debian package
-# `dataset-fashion-mnist`, or a download): they say so when it is missing.
+# `dataset-fashion-mnist`, or a download): they say so when it is missing. Questions marked **Predict**
+# record your answer with `predictions.ask(...)`: write it into the variable `MY_...` of its cell
+# before you run the cell; a later cell shows it beside the measured value.
 #
 # **Papers.** Molchanov, Ashukha, Vetrov, [*Variational Dropout Sparsifies Deep Neural Networks*](https://arxiv.org/abs/1701.05369),
 # ICML 2017; the `pytorch_ard` package ([github.com/HolyBayes/pytorch_ard](https://github.com/HolyBayes/pytorch_ard));
@@ -61,7 +64,7 @@ import pandas as pd
 import torch
 
 import sparsevd_lab as svd
-from sparsevd_lab import checks, experiments, plots, widgets
+from sparsevd_lab import checks, experiments, plots, predictions, widgets
 
 plots.use_style()
 
@@ -117,12 +120,14 @@ ours.round(3)
 widgets.regression_widget(reg_table, kl_weight=1e-3)
 
 # %% [markdown]
-# **Static copy** for GitHub and nbviewer: three settings of the same render.
+# **Static copy** for GitHub and nbviewer: the rows of three settings of the same render, and its figure
+# once (for $\beta = 1$; the figure marks the chosen KL weight on curves that do not change).
 
 # %%
 tables = widgets.static_fallback(lambda kl_weight: widgets.regression_render(reg_table, kl_weight),
                                  [{"kl_weight": 0.0}, {"kl_weight": 1e-3}, {"kl_weight": 1.0}],
-                                 name="regression", save_as=[None, None, "06_regression_sweep.png"])
+                                 name="regression", save_as=[None, None, "06_regression_sweep.png"],
+                                 figures=[2])
 
 # %% [markdown]
 # `pytorch_ard`'s "compression %" is the share of weights dropped, which this project calls **sparsity**
@@ -161,15 +166,21 @@ except RuntimeError as err:
 
 # %% [markdown]
 # **Predict.** At threshold 3 the model keeps 1 weight in 56 (55.6x). Move the threshold down to 0: weights
-# with $0 \le \log\alpha < 3$ are dropped too. Will the error rise by about 0.5 points, 2 points, or 10?
-# And at $-2$?
+# with $0 \le \log\alpha < 3$ are dropped too. By how many points will the test error rise: about 0.5, 2,
+# or 10? Write your number into `MY_RISE` below, then run the two cells after it.
+
+# %%
+MY_RISE = None  # your prediction: a number of points
+predictions.ask("06-threshold-0", "Rise of the test error (points) when the threshold goes from 3 to 0",
+                kind="number", prediction=MY_RISE)
 
 # %%
 if test is not None:
     display(widgets.threshold_widget(model, test, threshold=THRESHOLD))  # noqa: F821  (IPython's display)
 
 # %% [markdown]
-# **Static copy:** the render of the slider at three thresholds (computed now, like the slider).
+# **Static copy:** the slider's table at three thresholds (computed now, like the slider), and its figure
+# once, at threshold 3 (the curve is the same for every threshold; only the ringed point moves).
 
 # %%
 if test is not None:
@@ -177,7 +188,9 @@ if test is not None:
     remasked = widgets.static_fallback(
         lambda threshold: widgets.threshold_render(model, test, threshold, curve),
         [{"threshold": 3.0}, {"threshold": 0.0}, {"threshold": -2.0}], name="threshold",
-        save_as=[None, None, "06_threshold_remask.png"])
+        save_as=["06_threshold_remask.png", None, None], figures=[0])
+    rise = float(remasked[1]["error_%"].iloc[0] - remasked[0]["error_%"].iloc[0])
+    predictions.reveal("06-threshold-0", round(rise, 2))
 
 # %% [markdown]
 # Inside the gap between the two groups of $\log\alpha$ (notebook 04) the threshold costs little: from 3 to 0
@@ -210,7 +223,8 @@ frontier = widgets.sweep_widget(points, reference, kl_weight=1.0, threshold=THRE
 frontier
 
 # %% [markdown]
-# **Static copy:** the three middle KL weights at threshold 3, then the full grid as tables.
+# **Static copy:** the selected row for the three middle KL weights at threshold 3, the figure once (the
+# middle one; the frontier does not move, only the ringed point), then the full grid as tables.
 
 # %%
 kws = sorted(points["kl_weight"].unique())
@@ -218,7 +232,7 @@ shown = kws[1:4] if len(kws) >= 5 else kws
 tables = widgets.static_fallback(
     lambda kl_weight, threshold: widgets.sweep_render(points, kl_weight, threshold, reference),
     [{"kl_weight": kw, "threshold": THRESHOLD} for kw in shown], name="sweep",
-    save_as=[f"06_accuracy_compression_kl{kw:g}.png" for kw in shown])
+    save_as=[f"06_accuracy_compression_kl{kw:g}.png" for kw in shown], figures=[len(shown) // 2])
 
 # %%
 print("test error (%), rows: KL weight, columns: threshold")
@@ -242,14 +256,40 @@ points.pivot(index="kl_weight", columns="threshold", values="compression").round
 #   stopped at 2x with 10.4 %.
 #
 # **Predict.** You may lose at most one point of test error against the dense net (a budget of 11 %).
-# Which KL weight and threshold give the most compression, and how much?
-#
-# **Exercise 1 (code, 10 min).** Write `frontier_point(points, budget)`: of the sweep's points (a DataFrame
-# with columns `kl_weight`, `threshold`, `error_%`, `compression`), the one with the highest compression
-# whose test error is within the budget (`error_%` $\le$ `budget`, in %), as a row of `points`. When no
-# point is within the budget, raise `ValueError` with a message that says so.
+# How much compression can the best point of the grid give within it (x)?
 
 # %%
+MY_COMPRESSION = None  # your prediction: a number, in x
+predictions.ask("06-budget-compression", "Highest compression (x) of the grid within a budget of "
+                "the dense error + 1 point", kind="number", prediction=MY_COMPRESSION)
+
+# %% [markdown]
+# **Exercise 1 (code, 20 min).** The frontier, then the point for a budget. `points` is a DataFrame
+# with columns `kl_weight`, `threshold`, `error_%`, `compression`.
+# - `pareto_frontier(points)`: the rows of `points` that no other point beats, i.e. no other point has
+#   `error_%` $\le$ and `compression` $\ge$, with at least one of the two strictly better; sorted by
+#   compression. Think first: in which order can you scan the points so that one comparison per point
+#   decides? (A double loop over all pairs is fine too.)
+# - `frontier_point(points, budget)`: the point with the highest compression whose test error is within
+#   the budget (`error_%` $\le$ `budget`, in %), as a row of `points`. When no point is within the budget,
+#   raise `ValueError` with a message that says so. (Why is that point always on the frontier?)
+
+# %%
+def pareto_frontier(points):
+    """The rows of ``points`` no other point beats on both error_% and compression, by compression."""
+    ### BEGIN SOLUTION
+    # From the most compressed down: a point is on the frontier when its error is lower than that
+    # of every more compressed point (ties in compression: the lower error first).
+    ordered = points.sort_values(["compression", "error_%"], ascending=[False, True])
+    keep, best = [], float("inf")
+    for label, error in zip(ordered.index, ordered["error_%"]):
+        if error < best:
+            keep.append(label)
+            best = error
+    return points.loc[keep].sort_values("compression")
+    ### END SOLUTION
+
+
 def frontier_point(points, budget):
     """The point of ``points`` with the highest compression among those with error_% <= budget."""
     ### BEGIN SOLUTION
@@ -262,7 +302,19 @@ def frontier_point(points, budget):
 
 
 # %%
+checks.check_pareto_frontier(pareto_frontier)
 checks.check_frontier_point(frontier_point)
+
+# %% [markdown]
+# Your frontier on the shipped grid: which KL weights and thresholds it is made of (the grey line of the
+# figure above is the package's own `plots.pareto_front`; the two must agree):
+
+# %%
+front = pareto_frontier(points)
+same = sorted(front.index) == sorted(plots.pareto_front(points).index)
+print(f"{len(front)} of {len(points)} points are on the frontier; the same as the figure's line: {same}")
+print("frontier points per KL weight:", front.groupby("kl_weight").size().to_dict())
+front[["kl_weight", "threshold", "error_%", "compression"]].round(2)
 
 # %%
 dense_error = float(reference.loc[reference["method"].str.startswith("dense"), "error_%"].iloc[0])
@@ -270,6 +322,8 @@ for budget in (dense_error + 1.0, dense_error + 3.0, dense_error + 5.0):
     best = frontier_point(points, budget)
     print(f"budget {budget:.2f} %: KL weight {best['kl_weight']:g}, threshold {best['threshold']:g} -> "
           f"{best['error_%']:.2f} % at {best['compression']:.1f}x")
+predictions.reveal("06-budget-compression",
+                   round(float(frontier_point(points, dense_error + 1.0)["compression"]), 1))
 
 # %% [markdown]
 # ## 4. Opt in: train one model live at the slider's KL weight
@@ -326,8 +380,13 @@ if test is not None:
 # the column index of each, and one pointer per row to where the row starts in the other two (plus one for
 # the end).
 #
-# **Predict.** The model keeps 1 weight in 56. Stored in CSR with 4-byte values and 4-byte indices, will its
-# weights take 56 times fewer bytes than the dense float32 weights, more, or fewer?
+# **Predict.** The model keeps 1 weight in 56. Stored in CSR with 4-byte values and 4-byte indices, how many
+# times fewer bytes than the dense float32 weights will its weights take?
+
+# %%
+MY_CSR_RATIO = None  # your prediction: a number, in x
+predictions.ask("06-csr-ratio", "Dense float32 bytes / CSR bytes of the weights (x)", kind="number",
+                prediction=MY_CSR_RATIO)
 #
 # **Exercise 2 (code, 5-10 min).** Write `csr_bytes(weight, value_bytes=4, index_bytes=4)`: the bytes a 2-d
 # weight matrix takes in CSR, where the dropped weights are exactly 0.
@@ -356,6 +415,8 @@ csr_table.loc["total"] = ["", csr_table["kept"].sum(), csr_table["dense bytes (f
                           csr_table["CSR bytes (float32, int32)"].sum()]
 print(f"weights in CSR: {csr_table.loc['total', 'dense bytes (float32)'] / csr_table.loc['total', 'CSR bytes (float32, int32)']:.1f}x "
       f"smaller than dense (compression {lenet['results']['rows'][1]['compression']:.1f}x)")
+predictions.reveal("06-csr-ratio", round(float(csr_table.loc["total", "dense bytes (float32)"]
+                                               / csr_table.loc["total", "CSR bytes (float32, int32)"]), 1))
 csr_table
 
 # %% [markdown]

@@ -42,7 +42,6 @@ __all__ = [
     "prior_render",
     "prior_widget",
     "snapshot_render",
-    "snapshot_widget",
     "sweep_render",
     "sweep_widget",
     "threshold_render",
@@ -199,7 +198,8 @@ def prior_widget(theta: float = 1.0, alpha: float = 0.5) -> Explorer:
 
 
 # --------------------------------------------------------------------------------------------------
-# notebook 04: weight snapshots over the epochs
+# notebook 04: weight snapshots over the epochs (rendered statically: an epoch slider only replayed
+# stored numbers that the table under each render and the animation already show, so it was removed)
 # --------------------------------------------------------------------------------------------------
 
 def _snap_index(snapshots: Mapping[str, np.ndarray], epoch: int) -> int:
@@ -239,15 +239,6 @@ def snapshot_render(snapshots: Mapping[str, np.ndarray], epoch: int, layer: str 
         ax.set_xlabel("input unit (index)")
         ax.set_ylabel("output unit (index)")
     return table, fig
-
-
-def snapshot_widget(snapshots: Mapping[str, np.ndarray], layer: str = "conv1",
-                    threshold: float = 3.0) -> Explorer:
-    """An epoch slider over the stored snapshots of ``layer``."""
-    epochs = [int(e) for e in np.asarray(snapshots["epoch"])]
-    sliders = {"epoch": _slider([(str(e), e) for e in epochs], epochs[-1], f"epoch ({layer})")}
-    return Explorer(lambda epoch: snapshot_render(snapshots, epoch, layer, threshold), sliders,
-                    f"snapshot-{layer}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,20 +401,31 @@ def retrain_button(train: Callable[..., object], description: str = "Train a sma
 
 def static_fallback(render: Callable[..., tuple[pd.DataFrame, object]],
                     settings: Sequence[Mapping[str, object]], name: str = "static",
-                    save_as: Sequence[str | None] | None = None) -> list:
+                    save_as: Sequence[str | None] | None = None,
+                    figures: Sequence[int] | None = None) -> list:
     """Render each setting as ordinary output (table, then figure): the same ``render`` the widget
-    uses, for readers of a static copy. ``save_as`` names a figure file per setting (saved with
-    ``notebook.savefig``: default mode only). Returns the tables."""
+    uses, for readers of a static copy. ``figures`` lists the indices of the settings whose figure is
+    shown (default: every one); pass one index when the figures differ only by a marker, so that each
+    content is shown once (the other figures are closed unseen). ``save_as`` names a figure file per
+    setting (saved with ``notebook.savefig``: default mode only; shown figures only). Returns the
+    tables."""
     from .notebook import savefig
 
+    n = len(settings)
+    shown = set(range(n)) if figures is None else {i % n if n else i for i in figures}
+    if figures is not None and any(not -n <= i < n for i in figures):
+        raise ValueError(f"figures must be indices of the {n} settings; got {list(figures)}")
     tables = []
     for i, s in enumerate(settings):
         table, fig = render(**s)
         show_table(table, ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                                     for k, v in s.items()), css_class=f"sparsevd-{name}-table")
-        if save_as is not None and i < len(save_as) and save_as[i]:
-            savefig(fig, save_as[i])
-        plt.show()
+        if i in shown:
+            if save_as is not None and i < len(save_as) and save_as[i]:
+                savefig(fig, save_as[i])
+            plt.show()
+        elif fig is not None:
+            plt.close(fig)
         tables.append(table)
     return tables
 

@@ -147,3 +147,77 @@ def test_frontier_point_says_what_to_return(answer):
     with pytest.raises(CheckFailed) as err:
         checks.check_frontier_point(_guard(answer))
     assert "return the row itself" in str(err.value) and "points.loc[i]" in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# check_pareto_frontier
+# --------------------------------------------------------------------------------------------------
+
+def right_pareto(points):
+    """Sort by compression, descending; keep a point when its error beats every more compressed one."""
+    pts = points.sort_values(["compression", "error_%"], ascending=[False, True])
+    keep, best = [], float("inf")
+    for label, err in zip(pts.index, pts["error_%"]):
+        if err < best:
+            keep.append(label)
+            best = err
+    return points.loc[keep].sort_values("compression")
+
+
+def right_pareto_pairwise(points):
+    e, c = points["error_%"].to_numpy(), points["compression"].to_numpy()
+    keep = [i for i in range(len(points))
+            if not ((e <= e[i]) & (c >= c[i]) & ((e < e[i]) | (c > c[i]))).any()]
+    return points.iloc[keep].sort_values("compression")
+
+
+def test_check_pareto_frontier_accepts_both_routes(capsys):
+    from sparsevd_lab import plots
+
+    checks.check_pareto_frontier(right_pareto)
+    checks.check_pareto_frontier(right_pareto_pairwise)
+    checks.check_pareto_frontier(plots.pareto_front)  # the package's own, used by the figures
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(line.startswith("OK: pareto_frontier") for line in out)
+
+
+def _strict(points):
+    e, c = points["error_%"].to_numpy(), points["compression"].to_numpy()
+    keep = [i for i in range(len(points)) if not ((e < e[i]) & (c > c[i])).any()]
+    return points.iloc[keep].sort_values("compression")
+
+
+def _ascending_scan(points):
+    pts = points.sort_values("compression")
+    keep, best = [], float("inf")
+    for label, err in zip(pts.index, pts["error_%"]):
+        if err < best:
+            keep.append(label)
+            best = err
+    return points.loc[keep].sort_values("compression")
+
+
+def _low_compression_better(points):
+    e, c = points["error_%"].to_numpy(), points["compression"].to_numpy()
+    keep = [i for i in range(len(points))
+            if not ((e <= e[i]) & (c <= c[i]) & ((e < e[i]) | (c < c[i]))).any()]
+    return points.iloc[keep].sort_values("compression")
+
+
+WRONG_FRONTIER = [
+    (_strict, "same compression and a"),
+    (lambda p: p.drop(right_pareto(p).index), "beaten, not the frontier"),
+    (lambda p: p.loc[p.groupby("kl_weight")["error_%"].idxmin()], "lowest-error point of each KL"),
+    (lambda p: p.loc[p.groupby("kl_weight")["compression"].idxmax()], "most compressed point of each"),
+    (_ascending_scan, "higher compression is better"),
+    (_low_compression_better, "higher compression is better"),
+    (lambda p: right_pareto(p).sort_values("compression", ascending=False), "wrong order"),
+    (lambda p: list(right_pareto(p).index), "rows of `points`"),
+    (lambda p: right_pareto(p).iloc[1:], "missing"),
+]
+
+
+@pytest.mark.parametrize("fn,words", WRONG_FRONTIER, ids=[w for _, w in WRONG_FRONTIER])
+def test_check_pareto_frontier_names_the_slip(fn, words):
+    with pytest.raises(CheckFailed, match=words.replace("`", ".")):
+        checks.check_pareto_frontier(fn)

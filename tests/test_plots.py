@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.quiver  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -110,7 +111,12 @@ def test_plot_lrt_moments_and_gradient_variance():
                       index=["local reparameterisation", "weight sample per example",
                              "weight sample shared by the batch"])
     fig = _labelled(plots.plot_gradient_variance(gv))
-    assert [p.get_height() for p in fig.axes[0].patches] == [1.0, 2.0, 9.0]
+    # a dot plot of the ratios to the LRT (no bars on a log scale), linear-scale values on a log axis
+    assert not fig.axes[0].patches
+    dots = [tuple(line.get_xydata()[0]) for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert dots == [(1.0, 2.0), (2.0, 1.0), (9.0, 0.0)]
+    assert fig.axes[0].get_xscale() == "log"
+    assert [t.get_text() for t in fig.axes[1].texts] == ["1x", "2x", "9x"]
 
 
 def test_plot_history_single_and_dict():
@@ -270,6 +276,12 @@ def test_plot_layer_matrix_gathers_kept_rows_and_columns():
     assert "3 kept" in fig.axes[0].get_title() and "3 of 4 kept" in fig.axes[1].get_title()
     assert np.allclose(fig.axes[0].images[0].get_cmap().get_bad(),
                        matplotlib.colors.to_rgba(plots.DROPPED_COLOUR))
+    # dead columns (0, 2) and the dead row (1) are overlaid in DEAD_COLOUR; the rest is transparent
+    overlay = np.asarray(fig.axes[0].images[1].get_array())
+    dead = overlay[..., 3] > 0
+    assert dead.tolist() == [[True, False, True, False], [True] * 4, [True, False, True, False]]
+    assert np.allclose(overlay[0, 0], matplotlib.colors.to_rgba(plots.DEAD_COLOUR))
+    assert "2 dead columns, 1 dead rows" in fig.axes[0].get_title()
 
 
 def test_pareto_front_and_frontier_line():
@@ -384,6 +396,11 @@ def _fig_04():
     yield "plot_weight_grid", plots.plot_weight_grid(
         [plots.weight_image(theta[u].reshape(28, 28), la["fc1"][u].reshape(28, 28)) for u in units], ncols=8)
     yield "plot_layer_matrix", plots.plot_layer_matrix(layers["fc2"].weight.detach().numpy(), la["fc2"])
+    from sparsevd_lab import checks
+
+    steps = np.linspace(0, 1, 8)[:, None]
+    yield "plot_kl_flow", plots.plot_kl_flow(checks.kl_gradient_reference, -3.5 - 8 * steps * np.ones((1, 4)),
+                                             -10 + 0.5 * steps * np.ones((1, 4)))
 
 
 def _fig_05():
@@ -455,3 +472,22 @@ def test_every_plot_function_the_notebooks_call_is_covered():
     covered.add("animate_snapshots")  # its frames are plot_weight_grid figures (covered with 04's data)
     missing = sorted(called - covered)
     assert not missing, f"add a case for {missing} to NOTEBOOK_FIGURES in tests/test_plots.py"
+
+
+def test_plot_kl_flow_draws_arrows_line_wall_and_trajectories():
+    from sparsevd_lab import checks
+
+    # two weights: one runs left past the line and the wall (dropped), one moves right (kept)
+    u = np.array([[-4.0, -4.0], [-8.0, -3.0], [-12.0, -2.5]])
+    s2 = np.array([[-10.0, -10.0], [-9.8, -10.0], [-9.6, -9.9]])
+    fig = _labelled(plots.plot_kl_flow(checks.kl_gradient_reference, u, s2, threshold=3.0))
+    ax = fig.axes[0]
+    quiver = [c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver)][0]
+    # arrows point along -gradient: left (log|theta| down) and up (log sigma^2 up) away from the wall
+    assert np.all(quiver.U <= 0) and np.all(quiver.V >= 0)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "trajectory, ends dropped (1)" in labels and "trajectory, ends kept (1)" in labels
+    wall = [line for line in ax.lines if line.get_linestyle() == "--"][0]
+    assert np.allclose(wall.get_xdata(), 0.5 * np.log(1e-8))
+    with pytest.raises(ValueError, match="shape"):
+        plots.plot_kl_flow(checks.kl_gradient_reference, u, s2[:2])

@@ -95,17 +95,6 @@ def test_snapshot_render_counts_kept_weights():
         widgets.snapshot_render(snaps, 7)
 
 
-def test_snapshot_widget_epoch_slider():
-    snaps = _snapshots()
-    w = widgets.snapshot_widget(snaps, "conv1")
-    slider = w.sliders["epoch"]
-    assert slider.value == 10 and slider.continuous_update is False and "epoch" in slider.description
-    slider.value = 0
-    assert w.table.loc["conv1", "kept"] == 100
-    slider.value = 5
-    assert w.table.loc["conv1", "kept"] == int((snaps["conv1_log_alpha"][1] < 3).sum())
-
-
 # ------------------------------------------------------------------------------------- sweep (06)
 
 def _points():
@@ -381,3 +370,22 @@ def test_retrain_button_uses_the_sliders_value_at_the_click():
     w.sliders["kl_weight"].value = 0.01
     box.button.click()
     assert seen == [10.0, 0.01] and box.result["kl"][0] == 0.01
+
+
+def test_static_fallback_shows_each_figure_once(monkeypatch):
+    """06: three settings whose figures differ only by a marker: all three tables, one figure."""
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    before = len(plt.get_fignums())
+    tables = widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                                     [{"kl_weight": 0.0}, {"kl_weight": 1e-3}, {"kl_weight": 1.0}],
+                                     name="regression", figures=[-1])
+    assert len(tables) == 3 and len(shown) == 1
+    assert len(plt.get_fignums()) <= before + 1  # the two unseen figures were closed
+    widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                            [{"kl_weight": 0.0}, {"kl_weight": 1.0}])
+    assert len(shown) == 3  # default: every figure
+    with pytest.raises(ValueError, match="indices of the 2 settings"):
+        widgets.static_fallback(lambda kl_weight: widgets.regression_render(_regression(), kl_weight),
+                                [{"kl_weight": 0.0}, {"kl_weight": 1.0}], figures=[5])
+    plt.close("all")

@@ -5,7 +5,10 @@ points in which every known wrong rule picks a different point (the lowest error
 compression ignoring the budget, the budget's inequality reversed or made strict, the lowest
 compression within the budget). ``check_csr_bytes`` gives it weight matrices with empty rows, not
 square, and two sets of value / index sizes, so that dense storage, COO, CSC, a missing row pointer
-or missing column indices each give a different count. Both print one line starting with ``OK:``.
+or missing column indices each give a different count. ``check_pareto_frontier`` gives it sweep-like
+tables with a tie trap (a point at a frontier point's compression with a higher error) so that the
+strict-on-both-axes rule, per-KL-weight picks, the reversed direction, the beaten points and a wrong
+order each give a different answer. Each prints one line starting with ``OK:``.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import pandas as pd
 
 from .common import CheckFailed, _call, _fail, _ok
 
-__all__ = ["check_frontier_point", "check_csr_bytes"]
+__all__ = ["check_frontier_point", "check_csr_bytes", "check_pareto_frontier"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,3 +183,83 @@ def check_csr_bytes(fn: Callable) -> None:
     _ok(what, f"= nnz (value + index) + (rows + 1) index: a 100x300 matrix with {np.count_nonzero(b)} "
               f"kept weights takes {np.count_nonzero(b) * 8 + 101 * 4:,} bytes in CSR against "
               f"{b.size * 4:,} dense (float32, int32)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 1a: the accuracy-compression frontier (the points no other point beats)
+# --------------------------------------------------------------------------------------------------
+
+def _frontier_keys(points: pd.DataFrame) -> list[tuple[float, float]]:
+    """The reference: points that no other point dominates (error <= and compression >=, one of
+    them strictly), in order of compression."""
+    keep = []
+    e, c = points["error_%"].to_numpy(float), points["compression"].to_numpy(float)
+    for i in range(len(points)):
+        beaten = (e <= e[i]) & (c >= c[i]) & ((e < e[i]) | (c > c[i]))
+        if not beaten.any():
+            keep.append(i)
+    front = points.iloc[keep].sort_values("compression")
+    return [_key(r) for _, r in front.iterrows()]
+
+
+def _frontier_case(seed: int) -> pd.DataFrame:
+    """A sweep-like table with one tie trap: a copy of a frontier point's compression at a higher
+    error (beaten, though not on both axes strictly)."""
+    pts = _points(seed)
+    keys = _frontier_keys(pts)
+    k = keys[len(keys) // 2]
+    src = pts[(np.isclose(pts["kl_weight"], k[0])) & (np.isclose(pts["threshold"], k[1]))].iloc[0]
+    tie = {"kl_weight": 0.05, "threshold": 9.0, "error_%": float(src["error_%"]) + 0.5,
+           "compression": float(src["compression"])}
+    return pd.concat([pts, pd.DataFrame([tie])], ignore_index=True).sample(frac=1.0, random_state=seed)
+
+
+def check_pareto_frontier(fn: Callable) -> None:
+    """``fn(points)`` must return the rows of ``points`` (a DataFrame with columns kl_weight,
+    threshold, error_%, compression) that no other point beats: no other point has a lower or equal
+    error at a higher or equal compression, better in at least one of the two. Sorted by compression."""
+    what = "pareto_frontier"
+    hint = ("A point is on the frontier when no other point has error_% <= its error and compression "
+            ">= its compression, with at least one of the two strictly better")
+    for seed in (0, 1):
+        points = _frontier_case(seed)
+        out = _call(what, fn, points.copy())
+        if not isinstance(out, pd.DataFrame) or not {"kl_weight", "threshold"} <= set(out.columns):
+            _fail(what, f"return the frontier as rows of `points` (a DataFrame with its columns, e.g. "
+                        f"points.loc[labels]); got {type(out).__name__}")
+        got = [_key(r) for _, r in out.iterrows()]
+        right = _frontier_keys(points)
+        if got == right:
+            continue
+        if sorted(got) == sorted(right):
+            _fail(what, "the right points, in the wrong order: sort them by compression "
+                        "(sort_values('compression'))")
+        e, c = points["error_%"].to_numpy(float), points["compression"].to_numpy(float)
+        keys = [_key(r) for _, r in points.iterrows()]
+        strict = [keys[i] for i in range(len(points)) if not ((e < e[i]) & (c > c[i])).any()]
+        per_kw_err = [_key(g.loc[g["error_%"].idxmin()]) for _, g in points.groupby("kl_weight")]
+        per_kw_comp = [_key(g.loc[g["compression"].idxmax()]) for _, g in points.groupby("kl_weight")]
+        wrong_dir = [keys[i] for i in range(len(points))
+                     if not ((e <= e[i]) & (c <= c[i]) & ((e < e[i]) | (c < c[i]))).any()]
+        wrong = [
+            (strict, "points beaten on both axes strictly: a point with the same compression and a "
+                     "higher error is beaten too (<= / >= with one strict)"),
+            ([k for k in keys if k not in right], "the points that are beaten, not the frontier"),
+            (per_kw_err, "the lowest-error point of each KL weight: the frontier is over all points "
+                         "together, and one KL weight can give several frontier points or none"),
+            (per_kw_comp, "the most compressed point of each KL weight: the frontier is over all "
+                          "points together"),
+            (wrong_dir, "the frontier for low compression (lower compression counted as better, or a "
+                        "scan from low to high compression): higher compression is better, so walk "
+                        "from the highest compression down and keep a point when its error is lower "
+                        "than every more compressed point's"),
+        ]
+        for keys_wrong, message in wrong:
+            if sorted(got) == sorted(keys_wrong) and sorted(keys_wrong) != sorted(right):
+                _fail(what, f"you returned {message}")
+        missing = [k for k in right if k not in got]
+        extra = [k for k in got if k not in right]
+        _fail(what, f"{len(missing)} frontier point(s) missing (first: {missing[:1]}) and {len(extra)} "
+                    f"extra (first: {extra[:1]}), as (KL weight, threshold). {hint}")
+    _ok(what, f"{len(right)} of {len(points)} points are on the frontier in the test case, sorted "
+              f"by compression")

@@ -20,12 +20,12 @@ One module per job, every name re-exported here (``from sparsevd_lab import plot
 """
 from __future__ import annotations
 
-from .style import (DROPPED_COLOUR, PALETTE, WEIGHT_CMAP, detached_figures, empty_panels, layer_names,
+from .style import (DEAD_COLOUR, DROPPED_COLOUR, PALETTE, WEIGHT_CMAP, detached_figures, empty_panels, layer_names,
                     new_figure, use_style)
 from .prior_kl import plot_kl, plot_posterior, plot_priors
 from .training import (plot_additive_reparam, plot_gradient_variance, plot_history, plot_lrt_moments,
                        plot_pruning_curve)
-from .weights import (animate_snapshots, plot_filters, plot_layer_matrix, plot_log_alpha_hist,
+from .weights import (animate_snapshots, plot_filters, plot_kl_flow, plot_layer_matrix, plot_log_alpha_hist,
                       plot_pixel_map, plot_weight_grid, weight_image)
 from .sweeps import pareto_front, plot_accuracy_compression, plot_regression_sweep, plot_threshold_choice
 
@@ -33,6 +33,7 @@ __all__ = [
     "PALETTE",
     "WEIGHT_CMAP",
     "DROPPED_COLOUR",
+    "DEAD_COLOUR",
     "layer_names",
     "use_style",
     "detached_figures",
@@ -57,4 +58,5 @@ __all__ = [
     "plot_threshold_choice",
     "plot_regression_sweep",
     "animate_snapshots",
+    "plot_kl_flow",
 ]

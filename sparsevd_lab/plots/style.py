@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "PALETTE",
     "DROPPED_COLOUR",
+    "DEAD_COLOUR",
     "WEIGHT_CMAP",
     "layer_names",
     "use_style",
@@ -30,6 +31,9 @@ PALETTE = sns.color_palette("colorblind")
 # A neutral mid grey for dropped weights: the diverging map runs blue - white - red, so no kept weight
 # (however small) is ever drawn grey, and "19/25 kept" can be counted off a filter.
 DROPPED_COLOUR = "0.55"
+# A near-black for a whole dead row or column (a unit with no kept weight): darker than DROPPED_COLOUR
+# and than any colour of the diverging map, so dead units stand out from scattered dropped weights.
+DEAD_COLOUR = "0.2"
 # RdBu is a ColorBrewer scheme marked colour-blind safe; a masked (dropped) weight is drawn grey.
 WEIGHT_CMAP = matplotlib.colormaps["RdBu_r"].with_extremes(bad=DROPPED_COLOUR)
 

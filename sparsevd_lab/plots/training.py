@@ -42,15 +42,29 @@ def plot_lrt_moments(moments: pd.DataFrame):
 
 
 def plot_gradient_variance(table: pd.DataFrame):
-    """Bar chart (log scale) of the gradient variance of each estimator (``theory.gradient_variance``)."""
-    fig, axes = _fig_axes(2, size=(4.6, 3.4))
+    """Dot plot of the gradient variance of each estimator (``theory.gradient_variance``) relative to
+    the LRT's, for theta and for log sigma^2: one dot per estimator at its ratio (the x-axis is
+    logarithmic because the ratios span two orders of magnitude; a dot's position, not a bar's
+    length, carries the value), a line at 1 (as noisy as the LRT), each ratio written beside its dot."""
+    fig, axes = _fig_axes(2, size=(5.0, 2.6))
+    names = list(table.index)
+    ys = list(range(len(names)))[::-1]  # the first estimator (the LRT) on top
     for ax, col in zip(axes, ("grad variance, theta", "grad variance, log sigma2")):
-        ax.bar(range(len(table)), table[col], color=PALETTE[:len(table)])
-        ax.set_xticks(range(len(table)))
-        ax.set_xticklabels([s.replace(" ", "\n", 2) for s in table.index], fontsize="x-small")
-        ax.set_yscale("log")
-        ax.set(xlabel="gradient estimator", ylabel="variance per parameter (grad. units^2)",
-               title=col.replace("grad variance, ", "d loss / d "))
+        ratio = table[col].to_numpy(dtype=float) / float(table[col].iloc[0])
+        ax.axvline(1.0, color="0.6", lw=1, zorder=0)
+        for y, r, c in zip(ys, ratio, PALETTE):
+            ax.plot([r], [y], "o", ms=9, color=c)
+            ax.annotate(f"{r:.3g}x", (r, y), xytext=(8, 0), textcoords="offset points",
+                        va="center", fontsize="small")
+        ax.set_xscale("log")
+        lo, hi = min(ratio.min(), 1.0), max(ratio.max(), 1.0)
+        ax.set_xlim(lo / 2, hi * 6)  # room for the labels
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names if ax is axes[0] else [], fontsize="small")
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.set(xlabel="variance / the LRT's (x, log axis)",
+               ylabel="gradient estimator (name)" if ax is axes[0] else "estimator (same order)",
+               title="variance of d loss / d " + col.replace("grad variance, ", ""))
     fig.tight_layout()
     return fig
 

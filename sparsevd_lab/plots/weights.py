@@ -10,7 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 
-from .style import PALETTE, DROPPED_COLOUR, WEIGHT_CMAP, new_figure, _subplots, _fig_axes
+import matplotlib.patches
+
+from .style import PALETTE, DEAD_COLOUR, DROPPED_COLOUR, WEIGHT_CMAP, new_figure, _subplots, _fig_axes
 
 __all__ = [
     "weight_image",
@@ -20,6 +22,7 @@ __all__ = [
     "plot_pixel_map",
     "plot_layer_matrix",
     "animate_snapshots",
+    "plot_kl_flow",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -136,9 +139,10 @@ def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, t
                       name: str = "fc2", width: float = 12.0, clip_percentile: float = 99.0):
     """A whole dense layer (out x in) as one heat map, kept weights on the diverging map and dropped
     ones grey, so that rows (output units that receive nothing) and columns (input units nobody reads)
-    dropped entirely show as grey stripes; beside it, the block of rows and columns that keep a weight,
-    gathered (what ``compress`` keeps). The colour scale ends at the ``clip_percentile`` of |kept
-    weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
+    dropped entirely are drawn in a dark ``DEAD_COLOUR`` (unlike the mid grey of a single dropped
+    weight in a live row or column, so dead units stand out as dark stripes); beside it, the block of
+    rows and columns that keep a weight, gathered (what ``compress`` keeps). The colour scale ends at
+    the ``clip_percentile`` of |kept weights| (a few large weights would wash out the rest). Titles count weights, rows and columns."""
     img = weight_image(weight, log_alpha, threshold)
     kept = ~np.ma.getmaskarray(img)
     rows, cols = np.flatnonzero(kept.any(1)), np.flatnonzero(kept.any(0))
@@ -151,8 +155,20 @@ def plot_layer_matrix(weight: np.ndarray, log_alpha: np.ndarray | None = None, t
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
     ax, ax2 = axes[0]
     im = ax.imshow(img, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
+    # Whole dead rows and columns on top, in a colour of their own (RGBA overlay, transparent elsewhere)
+    dead = np.zeros(img.shape, bool)
+    dead[:, ~kept.any(0)] = True
+    dead[~kept.any(1), :] = True
+    overlay = np.zeros(img.shape + (4,))
+    overlay[dead] = matplotlib.colors.to_rgba(DEAD_COLOUR)
+    ax.imshow(overlay, aspect="auto", interpolation="nearest")
+    n_dead_cols, n_dead_rows = int((~kept.any(0)).sum()), int((~kept.any(1)).sum())
     ax.set(xlabel=f"input unit of {name} (index)", ylabel="output unit (index)",
-           title=f"{name}, all {img.size:,} weights\n{int(kept.sum()):,} kept, the rest grey")
+           title=f"{name}, all {img.size:,} weights: {int(kept.sum()):,} kept\n"
+                 f"dark: {n_dead_cols} dead columns, {n_dead_rows} dead rows; grey: other dropped")
+    ax.legend(handles=[matplotlib.patches.Patch(color=DEAD_COLOUR, label="dead unit (whole row/column)"),
+                       matplotlib.patches.Patch(color=DROPPED_COLOUR, label="dropped weight")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize="small", frameon=False)
     block = img[np.ix_(rows, cols)] if len(rows) and len(cols) else np.ma.masked_all((1, 1))
     ax2.imshow(block, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
     ax2.set(xlabel=f"the {len(cols)} input units read (of {n_in})",
@@ -197,3 +213,49 @@ def animate_snapshots(frames: Sequence[np.ndarray], path, titles: Sequence[str] 
     finally:
         plt.close(fig)
     return path
+
+
+def plot_kl_flow(kl_gradient, log_abs_theta: np.ndarray, log_sigma2: np.ndarray, threshold: float = 3.0,
+                 eps: float = 1e-8, xlim=(-14.0, -1.0), ylim=(-14.0, -1.0)):
+    """Weights in the (log|theta|, log sigma^2) plane: arrows of the KL's descent direction
+    (-``kl_gradient(log_abs_theta, log_sigma2)``, one weight's KL of eq. 14) on a grid, shaded by the
+    gradient's size; the line log alpha = ``threshold`` (log sigma^2 = threshold + log(theta^2 + eps));
+    the wall theta^2 = ``eps``; and trajectories (``log_abs_theta``, ``log_sigma2`` of shape
+    (steps, weights); ringed at the start, filled at the end), red when a weight ends dropped
+    (log alpha >= threshold), blue when kept."""
+    u_traj = np.asarray(log_abs_theta, dtype=float)
+    s_traj = np.asarray(log_sigma2, dtype=float)
+    if u_traj.shape != s_traj.shape or u_traj.ndim != 2:
+        raise ValueError(f"log_abs_theta and log_sigma2 must both have shape (steps, weights); got "
+                         f"{u_traj.shape} and {s_traj.shape}")
+    fig, ax = _fig_axes(1, size=(7.0, 5.2))
+    ax = ax[0]
+    fu, fs = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
+    fdu, fds = (np.asarray(v, dtype=float) for v in kl_gradient(fu, fs))
+    shade = ax.pcolormesh(fu, fs, np.log10(np.hypot(fdu, fds) + 1e-12), cmap="Greys", vmin=-8, vmax=1,
+                          shading="auto", alpha=0.5, rasterized=True)
+    fig.colorbar(shade, ax=ax, pad=0.01).set_label("log10 |gradient of the KL| (nats per unit)")
+    gu, gs = np.meshgrid(np.linspace(*xlim, 20), np.linspace(*ylim, 16))
+    du, ds = (np.asarray(v, dtype=float) for v in kl_gradient(gu, gs))
+    size = np.hypot(du, ds)
+    norm = np.where(size > 0, size, 1.0)
+    ax.quiver(gu, gs, -du / norm, -ds / norm, color="0.25", angles="xy", scale=32, width=0.0025)
+    u_line = np.linspace(*xlim, 400)
+    ax.plot(u_line, threshold + np.log(np.exp(2 * u_line) + eps), color="k", lw=1.5,
+            label=f"log alpha = {threshold:g} (above: dropped)")
+    ax.axvline(0.5 * np.log(eps), color=PALETTE[2], ls="--", lw=1.5,
+               label=f"the wall theta^2 = {eps:g}")
+    end_la = s_traj[-1] - np.log(np.exp(2 * u_traj[-1]) + eps)
+    dropped = end_la >= threshold
+    for j in range(u_traj.shape[1]):
+        c = PALETTE[3] if dropped[j] else PALETTE[0]
+        ax.plot(np.clip(u_traj[:, j], *xlim), s_traj[:, j], color=c, lw=0.8, alpha=0.7)
+        ax.plot(u_traj[0, j], s_traj[0, j], "o", mfc="none", color=c, ms=4)
+        ax.plot(np.clip(u_traj[-1, j], *xlim), s_traj[-1, j], "o", color=c, ms=4)
+    ax.plot([], [], color=PALETTE[3], label=f"trajectory, ends dropped ({int(dropped.sum())})")
+    ax.plot([], [], color=PALETTE[0], label=f"trajectory, ends kept ({int((~dropped).sum())})")
+    ax.set(xlim=xlim, ylim=ylim, xlabel="log |theta| (natural log)", ylabel="log sigma^2 (natural log)",
+           title="Weights in the (log|theta|, log sigma^2) plane; arrows: the KL's descent direction")
+    ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    return fig
