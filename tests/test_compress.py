@@ -473,15 +473,15 @@ def test_compiled_csr_linear_equals_dense_product(n, bias):
     layer = SparseLinear(w, b)
     x = torch.randn(n, 20)
     with torch.no_grad():
-        got = kernels.csr_linear(x, layer._crow, layer._col, layer.weight.values(), b, 7)
+        got = kernels.csr_linear(x, layer._crow, layer._col, layer.weight.values(), b, 7, 20)
         assert got is not None
         assert torch.allclose(got, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-6)
         assert torch.allclose(layer(x), got)
     # where the kernel does not apply (float64, or an input that needs a gradient) it says so, and
     # the layer computes the same with torch.sparse
-    assert kernels.csr_linear(x.double(), layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    assert kernels.csr_linear(x.double(), layer._crow, layer._col, layer.weight.values(), b, 7, 20) is None
     xg = x.clone().requires_grad_()
-    assert kernels.csr_linear(xg, layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    assert kernels.csr_linear(xg, layer._crow, layer._col, layer.weight.values(), b, 7, 20) is None
     assert torch.allclose(layer(xg).detach(), got, rtol=1e-5, atol=1e-6)
 
 
