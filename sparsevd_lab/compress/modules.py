@@ -27,6 +27,11 @@ class IndexSelect(nn.Module):
         self.register_buffer("index", torch.as_tensor(index, dtype=torch.long).clone())
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            _check_width(self, x, self.in_size)
+        elif x.dim() < 2 or x.shape[1] != self.in_size:  # conv channels
+            raise ValueError(f"IndexSelect expected input of shape (N, {self.in_size}, ...), got "
+                             f"{tuple(x.shape)}")
         return x.index_select(1, self.index)
 
     def extra_repr(self) -> str:

@@ -114,7 +114,8 @@ double kl_fused(std::vector<torch::Tensor> ws, std::vector<torch::Tensor> ls2s,
                   " of layer ", k, " is ", t->scalar_type(), " on ", t->device(), ", its weight ",
                   w.scalar_type(), " on ", w.device(), "; give them one dtype and device");
     }
-    for (const auto* t : {&w, &ls2s[k], &gws[k], &gls[k]})
+    const torch::Tensor* all[] = {&w, &ls2s[k], &gws[k], &gls[k]};
+    for (const torch::Tensor* t : all)
       TORCH_CHECK(t->is_contiguous(), "kl_fused: the tensors of layer ", k, " must be contiguous");
   }
   double total = 0.0;
@@ -240,10 +241,10 @@ struct LRT : public torch::autograd::Function<LRT> {
 // Everything lrt is given, checked before any operation: at::linear/conv2d would catch most
 // mismatches too, but with messages that name neither the layer's parameters nor the fix. Tensors
 // need not be contiguous (every operation above takes any strides).
-static void check_lrt(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& log_sigma2,
-                      const std::optional<torch::Tensor>& bias, bool conv, const std::vector<int64_t>& stride,
-                      const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
-                      int64_t groups) {
+static void check_lrt(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& log_sigma2, const std::optional<torch::Tensor>& bias, bool conv,
+                      const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                      const std::vector<int64_t>& dilation, int64_t groups) {
   const auto dtype = weight.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
               "lrt: the weight (theta) must be float32 or float64, got ", dtype);
@@ -267,14 +268,14 @@ static void check_lrt(const torch::Tensor& x, const torch::Tensor& weight, const
     return;
   }
   TORCH_CHECK(weight.dim() == 4, "lrt: a conv layer's weight is 4-d, got shape ", weight.sizes());
-  TORCH_CHECK(groups >= 1 && weight.size(0) % groups == 0, "lrt: groups = ", groups, " must be >= 1 and divide the ",
-              weight.size(0), " output channels");
+  TORCH_CHECK(groups >= 1 && weight.size(0) % groups == 0, "lrt: groups = ", groups,
+              " must be >= 1 and divide the ", weight.size(0), " output channels");
   TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
               "lrt: stride, padding and dilation are pairs, got ", stride.size(), ", ", padding.size(), " and ",
               dilation.size(), " numbers");
   for (int i = 0; i < 2; ++i)
-    TORCH_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0, "lrt: stride and dilation must be >= 1 "
-                "and padding >= 0, got stride ", stride, ", padding ", padding, ", dilation ", dilation);
+    TORCH_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0, "lrt: stride and dilation must be "
+                ">= 1 and padding >= 0, got stride ", stride, ", padding ", padding, ", dilation ", dilation);
   TORCH_CHECK((x.dim() == 3 || x.dim() == 4) && x.size(-3) == weight.size(1) * groups,
               "lrt: expected input of shape (N, ", weight.size(1) * groups, ", H, W) or (",
               weight.size(1) * groups, ", H, W), got ", x.sizes());
