@@ -567,6 +567,6 @@ def test_sparse_layers_refuse_a_wrong_width_before_the_kernel():
             layer(bad)
     assert layer(torch.randn(2, 3, 20)).shape == (2, 3, 7)  # any leading dims, as nn.Linear
     sel = IndexSelect(torch.tensor([1, 4]), 6)
-    with pytest.raises(ValueError, match=r"IndexSelect expected input of shape \(N, 6, \.\.\.\), got \(2, 5, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"IndexSelect expected input of shape \(N, 6, \.\.\.\), got \(2, 5, 3"):
         sel(torch.randn(2, 5, 3, 3))
     assert sel(torch.randn(2, 6, 3, 3)).shape == (2, 2, 3, 3)

@@ -311,4 +311,5 @@ def test_sparse_mlp_with_good_inputs_equals_the_dense_product():
     x, b = torch.randn(11, 5), torch.randn(3)
     got = _cpp().sparse_mlp(x, 5, _EMPTY, [crow], [col], [val], [b], [3], [False])
     assert torch.allclose(got, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-6)
-    assert _cpp().sparse_mlp(torch.randn(0, 5), 5, _EMPTY, [crow], [col], [val], [b], [3], [False]).shape == (0, 3)
+    empty = _cpp().sparse_mlp(torch.randn(0, 5), 5, _EMPTY, [crow], [col], [val], [b], [3], [False])
+    assert empty.shape == (0, 3)

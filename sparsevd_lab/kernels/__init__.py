@@ -15,8 +15,12 @@ beside this one (shipped with the package):
   one-layer case).
 
 They are compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and
-``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). Where they cannot be
-built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
+``ninja``; 1 to 3 minutes, announced by one printed line), into $TORCH_EXTENSIONS_DIR (default
+~/.cache/torch_extensions) under ``sparsevd_lab_<cache_key()>``: a hash of the sources, the flags
+(``build_flags()``, chosen by platform), the compiler, torch, Python and the CPU's instruction set, so
+that two checkouts or environments never rebuild each other's build and no CPU runs another's. Every
+entry point checks all of its inputs (TORCH_CHECK) before it reads one by index. Where they cannot
+be built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
 the same values.
 
 Where they are used: ``layers._fast_path`` is the one place the layers choose them
@@ -125,9 +129,9 @@ def cache_key(sources=SOURCES, flags: tuple[list[str], list[str]] | None = None)
     one."""
     cflags, ldflags = build_flags() if flags is None else flags
     h = hashlib.sha256()
-    for part in (torch.__version__, os.path.dirname(torch.__file__), sys.version, sys.implementation.cache_tag,
-                 sys.platform, cpu_instruction_set(), os.environ.get("CXX", "c++"), " ".join(cflags),
-                 " ".join(ldflags)):
+    for part in (torch.__version__, os.path.dirname(torch.__file__), sys.version,
+                 sys.implementation.cache_tag, sys.platform, cpu_instruction_set(),
+                 os.environ.get("CXX", "c++"), " ".join(cflags), " ".join(ldflags)):
         h.update(str(part).encode() + b"\0")
     for src in sources:
         h.update(Path(src).name.encode() + b"\0" + Path(src).read_bytes() + b"\0")
