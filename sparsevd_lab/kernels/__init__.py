@@ -180,7 +180,7 @@ def _compile():
         if not (build_dir / f"sparsevd_lab_{key}{_LIB_EXT}").is_file():
             print(f"sparsevd_lab: compiling the fast CPU kernels (sparsevd_lab/kernels/*.cpp: Sparse VD "
                   f"training steps and compressed inference) once for this torch, Python and CPU, about "
-                  f"1 to 3 minutes, into {build_dir}. Set {ENV}=0 to skip it (the same results through "
+                  f"1 to 3 minutes (more on a busy machine), into {build_dir}. Set {ENV}=0 to skip it (the same results through "
                   f"plain PyTorch, slower).", file=sys.stderr, flush=True)
         return load(f"sparsevd_lab_{key}", sources=sources, extra_cflags=cflags, extra_ldflags=ldflags,
                     build_directory=str(build_dir), verbose=False)
