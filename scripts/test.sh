@@ -3,6 +3,9 @@
 # the assignment build check and the end-to-end browser tests in JupyterLab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The compiled kernels are required here: a build that fails stops setup and fails the kernel tests,
+# instead of skipping them (sparsevd_lab.settings: SPARSEVD_KERNELS=1).
+export SPARSEVD_KERNELS=1
 bash scripts/setup.sh e2e --pinned  # the exact versions of constraints.txt: a repeatable green
 # System packages: Debian's Chromium for the browser tests, the real Fashion-MNIST for the data tests.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

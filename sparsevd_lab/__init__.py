@@ -23,7 +23,7 @@ For the notebooks (imported by name): ``theory`` (closed forms and Monte Carlo),
 ``python -m sparsevd_lab.notebook``, needs the dev extra), ``assignments`` (builds the student
 copies, ``python -m sparsevd_lab.assignments``); ``results/`` holds the shipped results.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .data import (
     ChecksumError,

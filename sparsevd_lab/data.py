@@ -481,7 +481,7 @@ def load_synthetic_cifar(n_train: int = 512, n_test: int = 256, seed: int = 0,
 
     x_tr, y_tr = make(n_train)
     x_te, y_te = make(n_test)
-    return _say(verbose, DataBundle("synthetic CIFAR-like", f"sparsevd_lab.experiments.synthetic_cifar"
+    return _say(verbose, DataBundle("synthetic CIFAR-like", f"sparsevd_lab.data.load_synthetic_cifar"
                                     f"(seed={seed}) (random tensors, not CIFAR-10)", x_tr, y_tr, x_te, y_te))
 
 
@@ -522,7 +522,8 @@ DATASETS: dict[str, DatasetInfo] = {
                                  ("fashion-mnist", FASHION_MD5, FASHION_MIRRORS), FASHION_DEBIAN_DIR),
     "mnist": DatasetInfo(load_mnist, "MNIST, 60,000 + 10,000 digits (download)", False, (1, 28, 28),
                          ("mnist", MNIST_MD5, MNIST_MIRRORS)),
-    "sklearn-digits": DatasetInfo(load_sklearn_digits, "scikit-learn's 8x8 digits (bundled)", True, (64,)),
+    "sklearn-digits": DatasetInfo(load_sklearn_digits, "scikit-learn's 8x8 digits (bundled)", True,
+                                  (1, 8, 8)),
     "diabetes": DatasetInfo(load_regression, "scikit-learn's diabetes regression (bundled)", True, (10,)),
     "cifar10": DatasetInfo(load_cifar10, "CIFAR-10, binary version (download)", False, (3, 32, 32),
                            ("", {CIFAR10_FILE: CIFAR10_MD5}, CIFAR10_URLS)),

@@ -80,7 +80,7 @@ def sparsity_report(model: nn.Module, threshold: float | None = None) -> pd.Data
     Rows are named conv1, ..., fc1, ... when the model's layers have only ``nn.Sequential`` indices.
 
     ``df.attrs["paper_string"]`` holds the paper's per-layer string (e.g. "98.9-97.2-62.0"),
-    which also stands in the ``layers`` column of the total row.
+    which also stands in the ``per_layer`` column of the total row.
     """
     rows = layer_sparsity(model, threshold)
     records = []

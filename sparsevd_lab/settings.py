@@ -6,7 +6,7 @@
 ``SPARSEVD_OFFLINE``       flag: never download; data sets that need the network raise OfflineError
 ``SPARSEVD_KERNELS``       ``auto`` (default), or a flag: the compiled CPU kernels of
                            ``sparsevd_lab.kernels`` (auto: use them when they build; off: never;
-                           on: a failed build is an error)
+                           on: required, a failed build is an error: scripts/test.sh and CI)
 ``SPARSEVD_DATA``          folder of the data cache (default ``~/.cache/sparsevd_lab``)
 ``SPARSEVD_DATASET``       the notebooks' data set (default ``offline-digits``)
 ``SPARSEVD_FIGURES``       folder for saved figures (default ``figures``)

@@ -1,6 +1,7 @@
 """Tests for sparsevd_lab.compress: exact outputs, real structural shrink, save/load, reports."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import pytest
@@ -473,15 +474,15 @@ def test_compiled_csr_linear_equals_dense_product(n, bias):
     layer = SparseLinear(w, b)
     x = torch.randn(n, 20)
     with torch.no_grad():
-        got = kernels.csr_linear(x, layer._crow, layer._col, layer.weight.values(), b, 7)
+        got = kernels.csr_linear(x, layer._crow, layer._col, layer.weight.values(), b, 7, 20)
         assert got is not None
         assert torch.allclose(got, torch.nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-6)
         assert torch.allclose(layer(x), got)
     # where the kernel does not apply (float64, or an input that needs a gradient) it says so, and
     # the layer computes the same with torch.sparse
-    assert kernels.csr_linear(x.double(), layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    assert kernels.csr_linear(x.double(), layer._crow, layer._col, layer.weight.values(), b, 7, 20) is None
     xg = x.clone().requires_grad_()
-    assert kernels.csr_linear(xg, layer._crow, layer._col, layer.weight.values(), b, 7) is None
+    assert kernels.csr_linear(xg, layer._crow, layer._col, layer.weight.values(), b, 7, 20) is None
     assert torch.allclose(layer(xg).detach(), got, rtol=1e-5, atol=1e-6)
 
 
@@ -576,3 +577,46 @@ def test_compression_modules_use_each_others_public_names():
                if isinstance(n, ast.FunctionDef)}
     assert lengths["_shrink"] < 20  # _shrink calls one function per step
     assert max(v for k, v in lengths.items() if k != "compress") < 60, lengths
+
+
+def _mlp_model(c: nn.Module) -> CompressedSequential:
+    """The compressed LeNet-300-100 ``c`` (sparse storage) with its layers in one SparseMLP: what
+    ``compress`` picks where the compiled kernel measures faster."""
+    from sparsevd_lab.compression import SparseMLP
+
+    mods = list(c)
+    assert isinstance(mods[0], nn.Flatten) and SparseMLP.eligible(mods[1:])
+    return CompressedSequential(mods[0], SparseMLP(nn.Sequential(*mods[1:]))).eval()
+
+
+@pytest.mark.parametrize("storage", ["dense", "sparse", "sparse_mlp"])
+@pytest.mark.parametrize("kernels_on", [True, False], ids=["kernels", "reference"])
+@pytest.mark.parametrize("shape", [(4, 700), (4, 8)])
+def test_compressed_model_refuses_a_wrong_input_width_as_the_model_does(lenet300, storage, kernels_on, shape):
+    """A compressed LeNet-300-100 given (4, 700) or (4, 8) once returned values from 1e18 to 1e35 (the
+    compiled kernel read beyond the input); it now raises the uncompressed model's error."""
+    from sparsevd_lab import kernels
+
+    x = torch.randn(*shape)
+    want = rf"expected input of shape \(\.\.\., 784\), got \({shape[0]}, {shape[1]}\); flatten images first"
+    with pytest.raises(ValueError, match=want):
+        lenet300(x)
+    c = compress(lenet300, storage="sparse" if storage == "sparse_mlp" else storage)
+    if storage == "sparse_mlp":
+        c = _mlp_model(c)
+    with torch.no_grad(), (contextlib.nullcontext() if kernels_on else kernels.disabled()):
+        with pytest.raises(ValueError, match=want):
+            c(x)
+        assert _max_diff(c, lenet300, torch.randn(9, 1, 28, 28)) <= TOL  # the right width still runs
+
+
+def test_sparse_layers_refuse_a_wrong_width_before_the_kernel():
+    layer = SparseLinear(_sparse_weight(7, 20, 0.2, seed=0), torch.randn(7))
+    for bad in (torch.randn(3, 19), torch.randn(3, 21), torch.randn(2, 3, 8)):
+        with pytest.raises(ValueError, match=r"SparseLinear expected input of shape \(\.\.\., 20\)"):
+            layer(bad)
+    assert layer(torch.randn(2, 3, 20)).shape == (2, 3, 7)  # any leading dims, as nn.Linear
+    sel = IndexSelect(torch.tensor([1, 4]), 6)
+    with pytest.raises(ValueError, match=r"IndexSelect expected input of shape \(N, 6, \.\.\.\), got \(2, 5, 3"):
+        sel(torch.randn(2, 5, 3, 3))
+    assert sel(torch.randn(2, 6, 3, 3)).shape == (2, 2, 3, 3)

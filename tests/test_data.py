@@ -268,6 +268,9 @@ def test_registry_offline_flag_and_availability(tmp_path, monkeypatch):
     assert data.DATASETS["mnist"].available(tmp_path) == "cached"
     bundle = data.load_dataset("synthetic-cifar", n_train=8, n_test=4, verbose=False)
     assert tuple(bundle.x_train.shape[1:]) == data.DATASETS["synthetic-cifar"].shape
+    for name in ("sklearn-digits", "diabetes", "offline-digits"):  # the registry says what the loader gives
+        bundle = data.load_dataset(name, verbose=False)
+        assert tuple(bundle.x_train.shape[1:]) == tuple(bundle.x_test.shape[1:]) == data.DATASETS[name].shape
     # the notebooks' check and the experiments' loader read the same registry
     monkeypatch.setenv("SPARSEVD_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="SPARSEVD_OFFLINE"):

@@ -54,7 +54,6 @@ def tiny_digits() -> DataBundle:
 
 @pytest.mark.parametrize("name", ["lenet300", "lenet5"])
 def test_lenet_table_rows_fast(name, tiny_digits, tmp_path):
-    pytest.importorskip("sparsevd_lab.pruning", reason="magnitude-pruning baseline not merged yet")
     res = run_experiment(name, "offline-digits", fast=True, out=tmp_path, data=tiny_digits)
     rows = {r["method"]: r for r in res["results"]["rows"]}
     assert list(rows) == ["dense", "sparse-vd", "pruning-matched", "pruning-iterative"]

@@ -42,6 +42,7 @@ def test_defaults_and_values():
                                           ("0", "off"), ("no", "off")])
 def test_kernels_setting(raw, expected):
     assert settings({"SPARSEVD_KERNELS": raw}).kernels == expected
+    assert settings({}).kernels == "auto"  # unset: use them where they build; 1: required (CI)
     with pytest.raises(ValueError, match="SPARSEVD_KERNELS"):
         settings({"SPARSEVD_KERNELS": "maybe"})
 

@@ -48,7 +48,7 @@
 # Setup: on Colab, install the package first; anywhere else, use the installed one.
 import sys
 
-MIN_VERSION = "0.1.0"
+MIN_VERSION = "0.2.0"
 if "google.colab" in sys.modules:
     get_ipython().run_line_magic(  # noqa: F821  (this is %pip install)
         "pip", 'install -q "sparsevd-lab @ git+https://github.com/sparsevd-lab/sparsevd-lab"')

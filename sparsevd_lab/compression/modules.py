@@ -27,10 +27,22 @@ class IndexSelect(nn.Module):
         self.register_buffer("index", torch.as_tensor(index, dtype=torch.long).clone())
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            _check_width(self, x, self.in_size)
+        elif x.dim() < 2 or x.shape[1] != self.in_size:  # conv channels
+            raise ValueError(f"IndexSelect expected input of shape (N, {self.in_size}, ...), got "
+                             f"{tuple(x.shape)}")
         return x.index_select(1, self.index)
 
     def extra_repr(self) -> str:
         return f"{len(self.index)} of {self.in_size}"
+
+
+def _check_width(layer: nn.Module, x: Tensor, in_features: int) -> None:
+    """The error the uncompressed model gives (``LinearSVDO``), before any kernel reads x by index."""
+    if x.dim() < 1 or x.shape[-1] != in_features:
+        raise ValueError(f"{type(layer).__name__} expected input of shape (..., {in_features}), got "
+                         f"{tuple(x.shape)}; flatten images first (e.g. nn.Flatten())")
 
 
 def _sparse_csr(weight2d: Tensor) -> Tensor:
@@ -68,9 +80,10 @@ class SparseLinear(nn.Module):
         self.register_buffer("_col", self.weight.col_indices().int(), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_width(self, x, self.in_features)
         if x.dim() == 2:  # the compiled kernel reads each input row once, no transposes
             y = kernels.csr_linear(x.contiguous(), self._crow, self._col, self.weight.values(), self.bias,
-                                   self.out_features)
+                                   self.out_features, self.in_features)
             if y is not None:
                 return y
         flat = x.reshape(-1, self.in_features)
@@ -139,9 +152,9 @@ class SparseMLP(nn.Module):
         sel = mods[0] if isinstance(mods[0], IndexSelect) else None
         weights = [m for m in mods if isinstance(m, (nn.Linear, SparseLinear))]
         if sel is not None:
-            used = sel.index
+            used, self.in_features = sel.index, sel.in_size
         else:
-            used = torch.arange(weights[0].in_features)
+            used, self.in_features = torch.arange(weights[0].in_features), weights[0].in_features
         self.register_buffer("_used", used.int(), persistent=False)
         self.outs, self.relu = [], []
         for k, m in enumerate(weights):
@@ -174,9 +187,10 @@ class SparseMLP(nn.Module):
         return True
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_width(self, x, self.in_features)
         if self.use_kernel and x.dim() == 2:
             n = len(self.outs)
-            y = kernels.sparse_mlp(x.contiguous(), self._used,
+            y = kernels.sparse_mlp(x.contiguous(), self.in_features, self._used,
                                    [getattr(self, f"_crow{k}") for k in range(n)],
                                    [getattr(self, f"_col{k}") for k in range(n)],
                                    [getattr(self, f"_val{k}") for k in range(n)],

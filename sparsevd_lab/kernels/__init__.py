@@ -15,8 +15,12 @@ beside this one (shipped with the package):
   one-layer case).
 
 They are compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++ compiler and
-``ninja``; about a minute, then cached by torch in ~/.cache/torch_extensions). Where they cannot be
-built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
+``ninja``; 1 to 3 minutes, announced by one printed line), into $TORCH_EXTENSIONS_DIR (default
+~/.cache/torch_extensions) under ``sparsevd_lab_<cache_key()>``: a hash of the sources, the flags
+(``build_flags()``, chosen by platform), the compiler, torch, Python and the CPU's instruction set, so
+that two checkouts or environments never rebuild each other's build and no CPU runs another's. Every
+entry point checks all of its inputs (TORCH_CHECK) before it reads one by index. Where they cannot
+be built, the layers run the reference and ``compress`` runs its modules one by one (torch.sparse):
 the same values.
 
 Where they are used: ``layers._fast_path`` is the one place the layers choose them
@@ -32,6 +36,11 @@ Differences from the reference, beyond float rounding: where the reference's cla
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
+import hashlib
+import os
+import platform
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -40,15 +49,17 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from ..files import atomic_write
 from ..settings import kernels_mode
 
 __all__ = ["kernels_enabled", "applies", "disabled", "lrt", "kl_sum", "fused_kl", "csr_linear", "sparse_mlp",
-           "SOURCES"]
+           "SOURCES", "build_flags", "cache_key", "build_directory", "cpu_instruction_set"]
 
 ENV = "SPARSEVD_KERNELS"
 SOURCES = tuple(Path(__file__).with_name(f) for f in ("train_step.cpp", "sparse_inference.cpp",
                                                        "bindings.cpp"))
 _STATE: dict = {}
+_LIB_EXT = ".pyd" if sys.platform == "win32" else ".so"
 _LOCAL = threading.local()  # ``disabled()`` is per thread
 
 
@@ -70,33 +81,118 @@ def disabled() -> Iterator[None]:
         _LOCAL.off -= 1
 
 
+def cpu_instruction_set() -> str:
+    """The machine and, on Linux, the CPU's instruction-set flags (/proc/cpuinfo): what a build with
+    ``-march=native`` depends on. Part of the cache key, so a shared cache never hands one CPU's
+    build to another (an illegal-instruction crash on a mixed cluster)."""
+    isa = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):  # x86, ARM
+                    return f"{isa}: {' '.join(sorted(value.split()))}"
+    except OSError:
+        pass
+    return isa
+
+
+def build_flags() -> tuple[list[str], list[str]]:
+    """(compiler flags, linker flags) for this platform.
+
+    -O3 -ffast-math everywhere: -ffast-math lets the compiler vectorise exp/log; the kernels keep every
+    intermediate finite, as -ffast-math assumes. On x86-64 Linux, whose CPU flags are read into the
+    cache key: ``-march=native`` and, where the CPU has AVX-512, 512-bit vectors (kl_fused ~1.5x
+    faster than gcc's default 256 bits on LeNet-300-100's weights; elsewhere the flag does nothing).
+    Elsewhere the compiler's portable default. ``-fopenmp`` only where torch's parallel backend is
+    OpenMP and the compiler is gcc's world (Linux): without it ``at::parallel_for`` runs on one thread;
+    Apple's clang has no OpenMP, and torch on macOS uses its native thread pool. ``-lmvec`` (glibc's
+    vector exp/log for float64) only where glibc has it."""
+    cflags, ldflags = ["-O3", "-ffast-math"], []
+    if not sys.platform.startswith("linux"):
+        return cflags, ldflags
+    if platform.machine() in ("x86_64", "AMD64") and ":" in cpu_instruction_set():
+        cflags += ["-march=native", "-mprefer-vector-width=512"]
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+        cflags.append("-fopenmp")
+        ldflags.append("-fopenmp")
+    if platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("mvec"):
+        ldflags.append("-lmvec")
+    return cflags, ldflags
+
+
+def cache_key(sources=SOURCES, flags: tuple[list[str], list[str]] | None = None) -> str:
+    """A hash of everything the compiled file depends on: the sources' contents, the flags, the
+    compiler, torch (version and the installation whose headers it compiles against), Python and the
+    CPU's instruction set. It names the build (``sparsevd_lab_<key>``), so two checkouts or virtual
+    environments never rebuild each other's: each one that differs gets its own, and equal ones share
+    one."""
+    cflags, ldflags = build_flags() if flags is None else flags
+    h = hashlib.sha256()
+    for part in (torch.__version__, os.path.dirname(torch.__file__), sys.version,
+                 sys.implementation.cache_tag, sys.platform, cpu_instruction_set(),
+                 os.environ.get("CXX", "c++"), " ".join(cflags), " ".join(ldflags)):
+        h.update(str(part).encode() + b"\0")
+    for src in sources:
+        h.update(Path(src).name.encode() + b"\0" + Path(src).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_directory(key: str | None = None) -> Path:
+    """Where the build of this key lives: $TORCH_EXTENSIONS_DIR, else torch's default cache
+    (~/.cache/torch_extensions), then ``sparsevd_lab_<key>``."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    return Path(root) / f"sparsevd_lab_{key or cache_key()}"
+
+
 def _build():
-    if "module" in _STATE:
-        return _STATE["module"]
-    module = None
+    if "module" not in _STATE:
+        _STATE["module"] = _compile()
+    if _STATE["module"] is None and _mode() == "on":
+        err = _STATE["error"]
+        raise RuntimeError(f"{ENV}=1 requires sparsevd_lab's compiled kernels, and they did not build "
+                           f"({type(err).__name__}: {err})\nInstall a C++ compiler and ninja, or set "
+                           f"{ENV}=auto (fall back to plain PyTorch) or {ENV}=0.") from err
+    return _STATE["module"]
+
+
+def _compile():
+    """The compiled module, or None (the error kept in _STATE["error"]) where it does not build."""
     try:
         from torch.utils.cpp_extension import load
 
-        module = load(
-            "sparsevd_lab_fast",  # not the old load_inline name, whose cache holds other code
-            sources=[str(s) for s in SOURCES],
-            # -ffast-math lets gcc vectorise exp/log (float64 through glibc's libmvec); the kernels keep
-            # every intermediate finite, as -ffast-math assumes. Where the CPU has AVX-512, 512-bit
-            # vectors make kl_fused ~1.5x faster than gcc's default 256 (measured: LeNet-300-100's
-            # weights, 0.58 -> 0.39 ms); elsewhere the flag does nothing.
-            extra_cflags=["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math",
-                          "-fopenmp"],
-            extra_ldflags=["-lmvec", "-fopenmp"],
-            verbose=False,
-        )
+        cflags, ldflags = build_flags()
+        key = cache_key(SOURCES, (cflags, ldflags))
+        build_dir = build_directory(key)
+        # The sources are compiled from copies inside the build folder: the build's commands then name
+        # the same files whichever checkout asked for them, so ninja never sees a changed command and
+        # rebuilds (what a fixed name did, alternating between two environments).
+        src_dir = build_dir / "src"
+        src_dir.mkdir(parents=True, exist_ok=True)
+        sources = []
+        for src in SOURCES:
+            copy = src_dir / src.name
+            if not copy.is_file() or copy.read_bytes() != src.read_bytes():
+                atomic_write(copy, lambda fh, data=src.read_bytes(): fh.write(data))
+            sources.append(str(copy))
+        if not (build_dir / f"sparsevd_lab_{key}{_LIB_EXT}").is_file():
+            print(f"sparsevd_lab: compiling the fast CPU kernels (sparsevd_lab/kernels/*.cpp: Sparse VD "
+                  f"training steps and compressed inference) once for this torch, Python and CPU, about "
+                  f"1 to 3 minutes (more on a busy machine), into {build_dir}. Set {ENV}=0 to skip it (the same results through "
+                  f"plain PyTorch, slower).", file=sys.stderr, flush=True)
+        return load(f"sparsevd_lab_{key}", sources=sources, extra_cflags=cflags, extra_ldflags=ldflags,
+                    build_directory=str(build_dir), verbose=False)
     except Exception as err:  # no compiler, no ninja, no headers: fall back, say so once
+        _STATE["error"] = err
         if _mode() == "on":
-            raise RuntimeError(f"{ENV}=1 but sparsevd_lab's compiled kernels did not build: {err}") from err
-        warnings.warn(f"sparsevd_lab: the compiled CPU kernels could not be built ({type(err).__name__}); "
+            return None  # _build raises
+        warnings.warn(f"sparsevd_lab: the compiled CPU kernels could not be built ({type(err).__name__}: "
+                      f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}); "
                       f"using the reference paths of sparsevd_lab.layers (same results, slower on CPU). "
-                      f"Set {ENV}=0 to silence this.", RuntimeWarning, stacklevel=3)
-    _STATE["module"] = module
-    return module
+                      f"Set {ENV}=0 to silence this.", RuntimeWarning, stacklevel=4)
+        return None
 
 
 def kernels_enabled() -> bool:
@@ -181,20 +277,24 @@ def _inference_input_ok(x: Tensor) -> bool:
             and not (torch.is_grad_enabled() and x.requires_grad) and kernels_enabled())
 
 
-def sparse_mlp(x: Tensor, used: Tensor, crows, cols, values, biases, outs, relu) -> Tensor | None:
+def sparse_mlp(x: Tensor, in_features: int, used: Tensor, crows, cols, values, biases, outs,
+               relu) -> Tensor | None:
     """The output of a chain of CSR linear layers (with a ReLU after those flagged) for the input
     features ``used`` of ``x``, by the compiled kernel (float32, contiguous 2-d CPU input); None where
-    it does not apply, so that the caller runs the layers one by one instead."""
+    it does not apply, so that the caller runs the layers one by one instead. ``in_features`` is the
+    width of ``x`` the layers were built for: the kernel refuses any other (RuntimeError), and checks
+    every CSR array before it reads one by index."""
     if not _inference_input_ok(x):
         return None
-    return _build().sparse_mlp(x, used, list(crows), list(cols), list(values), list(biases),
+    return _build().sparse_mlp(x, int(in_features), used, list(crows), list(cols), list(values), list(biases),
                                [int(o) for o in outs], [bool(r) for r in relu])
 
 
 def csr_linear(x: Tensor, crow: Tensor, col: Tensor, values: Tensor, bias: Tensor | None,
-               out_features: int) -> Tensor | None:
-    """x W^T + b for a CSR weight given as int32 ``crow``/``col`` and float32 ``values``: the
-    one-layer case of ``sparse_mlp`` over every input feature. None where the kernel does not
-    apply, so that the caller uses torch.sparse instead (the same result up to float rounding)."""
-    return sparse_mlp(x, _NONE, [crow], [col], [values], [_NONE if bias is None else bias],
+               out_features: int, in_features: int) -> Tensor | None:
+    """x W^T + b for an (out_features, in_features) CSR weight given as int32 ``crow``/``col`` and
+    float32 ``values``: the one-layer case of ``sparse_mlp`` over every input feature. None where the
+    kernel does not apply, so that the caller uses torch.sparse instead (the same result up to float
+    rounding)."""
+    return sparse_mlp(x, in_features, _NONE, [crow], [col], [values], [_NONE if bias is None else bias],
                       [out_features], [False])

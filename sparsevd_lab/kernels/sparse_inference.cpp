@@ -28,22 +28,81 @@ static inline void row_dot(float* acc, const float* tile, int32_t k0, int32_t k1
   std::memcpy(acc + 4, &fhi, sizeof fhi);
 }
 
+// The checks of every input: the loops below read x, used and each layer's CSR arrays by index
+// without bounds checks, so a wrong width or a malformed CSR must stop here, not read out of bounds.
+static void check_vector(const torch::Tensor& t, at::ScalarType dtype, const char* what, int64_t l) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == dtype && t.dim() == 1 && t.is_contiguous(),
+              "sparse_mlp: ", what, " of layer ", l, " must be a contiguous 1-d ", dtype,
+              " CPU tensor, got ", t.scalar_type(), " of shape ", t.sizes(), " on ", t.device(),
+              (t.is_contiguous() ? "" : " (not contiguous)"));
+}
+
+// CSR layer l: crow (int32, out + 1 offsets from 0 to nnz, non-decreasing), col (int32, nnz indices
+// into the layer's `width` inputs), val (float32, nnz), bias (float32, out, or empty).
+static void check_layer(const torch::Tensor& crow, const torch::Tensor& col, const torch::Tensor& val,
+                        const torch::Tensor& bias, int64_t out, int64_t width, int64_t l) {
+  TORCH_CHECK(out >= 1, "sparse_mlp: layer ", l, " has ", out, " outputs; every layer needs at least one");
+  check_vector(crow, at::kInt, "crow_indices", l);
+  check_vector(col, at::kInt, "col_indices", l);
+  check_vector(val, at::kFloat, "values", l);
+  TORCH_CHECK(crow.numel() == out + 1, "sparse_mlp: crow_indices of layer ", l, " has ", crow.numel(),
+              " entries for ", out, " outputs; a CSR matrix has one more than its rows");
+  const int64_t nnz = col.numel();
+  TORCH_CHECK(val.numel() == nnz, "sparse_mlp: layer ", l, " has ", nnz, " col_indices but ", val.numel(),
+              " values");
+  const int32_t* pr = crow.data_ptr<int32_t>();
+  TORCH_CHECK(pr[0] == 0 && pr[out] == nnz, "sparse_mlp: crow_indices of layer ", l, " run from ", pr[0],
+              " to ", pr[out], "; a CSR matrix's run from 0 to its ", nnz, " stored values");
+  for (int64_t j = 0; j < out; ++j)
+    TORCH_CHECK(pr[j] <= pr[j + 1], "sparse_mlp: crow_indices of layer ", l, " decrease at row ", j);
+  const int32_t* pc = col.data_ptr<int32_t>();
+  for (int64_t k = 0; k < nnz; ++k)
+    TORCH_CHECK(pc[k] >= 0 && pc[k] < width, "sparse_mlp: col_indices of layer ", l, " holds ", pc[k],
+                " but the layer has ", width, " inputs");
+  if (bias.numel()) {
+    check_vector(bias, at::kFloat, "bias", l);
+    TORCH_CHECK(bias.numel() == out, "sparse_mlp: the bias of layer ", l, " has ", bias.numel(),
+                " entries for ", out, " outputs");
+  }
+}
+
 // A whole compressed MLP (what Sparse VD leaves of LeNet-300-100) in one pass: for eight input rows
 // at a time, the used input features are gathered into a feature-major tile, then every layer
 // (CSR weight, bias, optional ReLU) maps one tile to the next inside L1 cache; only the last layer
-// writes memory. No intermediate tensors, no transposes, no per-layer dispatch. An empty `used`
-// means every input feature (one layer of it is compress.SparseLinear's kernel).
-torch::Tensor sparse_mlp(torch::Tensor x, torch::Tensor used, std::vector<torch::Tensor> crows,
-                         std::vector<torch::Tensor> cols, std::vector<torch::Tensor> vals,
-                         std::vector<torch::Tensor> biases, std::vector<int64_t> outs,
-                         std::vector<bool> relu) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.is_contiguous() && x.device().is_cpu(),
-              "sparse_mlp: x must be a contiguous 2-d float32 CPU tensor");
-  const int64_t n = x.size(0), in = x.size(1), L = (int64_t)outs.size();
+// writes memory. No intermediate tensors, no transposes, no per-layer dispatch. `in_features` is the
+// width of x that the compressed layers were built for; `used` lists the input features the first
+// layer reads (an empty `used` means every one of them: one layer of it is compress.SparseLinear).
+torch::Tensor sparse_mlp(torch::Tensor x, int64_t in_features, torch::Tensor used,
+                         std::vector<torch::Tensor> crows, std::vector<torch::Tensor> cols,
+                         std::vector<torch::Tensor> vals, std::vector<torch::Tensor> biases,
+                         std::vector<int64_t> outs, std::vector<bool> relu) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2 && x.is_contiguous(),
+              "sparse_mlp: x must be a contiguous 2-d float32 CPU tensor, got ", x.scalar_type(),
+              " of shape ", x.sizes(), " on ", x.device(), (x.is_contiguous() ? "" : " (not contiguous)"));
+  TORCH_CHECK(x.size(1) == in_features, "sparse_mlp: expected input of shape (N, ", in_features, "), got ",
+              x.sizes(), "; this compressed model reads ", in_features,
+              " input features (flatten images first, e.g. nn.Flatten())");
+  const int64_t L = (int64_t)outs.size();
+  TORCH_CHECK(L >= 1, "sparse_mlp: no layers given");
+  TORCH_CHECK((int64_t)crows.size() == L && (int64_t)cols.size() == L && (int64_t)vals.size() == L &&
+                  (int64_t)biases.size() == L && (int64_t)relu.size() == L,
+              "sparse_mlp: one crow, col, values, bias and relu flag per layer: got ", crows.size(), ", ",
+              cols.size(), ", ", vals.size(), ", ", biases.size(), ", ", relu.size(), " for ", L, " layers");
+  const int64_t n = x.size(0), in = x.size(1);
+  if (used.numel()) {
+    check_vector(used, at::kInt, "used (input features)", 0);
+    const int32_t* pu = used.data_ptr<int32_t>();
+    for (int64_t u = 0; u < used.numel(); ++u)
+      TORCH_CHECK(pu[u] >= 0 && pu[u] < in, "sparse_mlp: used input feature ", pu[u], " is not one of the ",
+                  in, " columns of x");
+  }
   const int64_t n_used = used.numel() ? used.numel() : in;
+  for (int64_t l = 0; l < L; ++l)
+    check_layer(crows[l], cols[l], vals[l], biases[l], outs[l], l == 0 ? n_used : outs[l - 1], l);
   int64_t widest = n_used;
   for (auto o : outs) widest = std::max(widest, o);
   auto y = torch::empty({n, outs.back()}, x.options());
+  if (n == 0) return y;
   const float* px = x.data_ptr<float>();
   const int32_t* pu = used.numel() ? used.data_ptr<int32_t>() : nullptr;
   float* py = y.data_ptr<float>();

@@ -93,9 +93,31 @@ static double kl_block(const T* __restrict pw, const T* __restrict pl, T* __rest
 }
 
 // Summed KL of all given layers; fills gws and gls with scale * gradients. float32 or float64 CPU
-// contiguous tensors, all of one dtype.
+// contiguous tensors, all of one dtype; in each layer theta, log sigma^2 and both gradients have one
+// shape (kl_block reads and writes them by one flat index).
 double kl_fused(std::vector<torch::Tensor> ws, std::vector<torch::Tensor> ls2s,
                 std::vector<torch::Tensor> gws, std::vector<torch::Tensor> gls, double scale) {
+  TORCH_CHECK(ls2s.size() == ws.size() && gws.size() == ws.size() && gls.size() == ws.size(),
+              "kl_fused: one log_sigma2 and two gradient tensors per weight: got ", ws.size(), " weights, ",
+              ls2s.size(), " log_sigma2, ", gws.size(), " and ", gls.size(), " gradients");
+  for (size_t k = 0; k < ws.size(); ++k) {
+    const auto& w = ws[k];
+    TORCH_CHECK(w.device().is_cpu() && (w.scalar_type() == at::kFloat || w.scalar_type() == at::kDouble),
+                "kl_fused: weight ", k, " must be a float32 or float64 CPU tensor, got ", w.scalar_type(),
+                " on ", w.device());
+    const std::pair<const torch::Tensor*, const char*> others[] = {
+        {&ls2s[k], "log_sigma2"}, {&gws[k], "the theta gradient"}, {&gls[k], "the log_sigma2 gradient"}};
+    for (const auto& [t, what] : others) {
+      TORCH_CHECK(t->sizes() == w.sizes(), "kl_fused: ", what, " of layer ", k, " has shape ", t->sizes(),
+                  " but its weight (theta) has ", w.sizes(), "; they must match, entry for entry");
+      TORCH_CHECK(t->scalar_type() == w.scalar_type() && t->device() == w.device(), "kl_fused: ", what,
+                  " of layer ", k, " is ", t->scalar_type(), " on ", t->device(), ", its weight ",
+                  w.scalar_type(), " on ", w.device(), "; give them one dtype and device");
+    }
+    const torch::Tensor* all[] = {&w, &ls2s[k], &gws[k], &gls[k]};
+    for (const torch::Tensor* t : all)
+      TORCH_CHECK(t->is_contiguous(), "kl_fused: the tensors of layer ", k, " must be contiguous");
+  }
   double total = 0.0;
   for (size_t k = 0; k < ws.size(); ++k) {
     AT_DISPATCH_FLOATING_TYPES(ws[k].scalar_type(), "kl_fused", [&] {
@@ -216,8 +238,52 @@ struct LRT : public torch::autograd::Function<LRT> {
   }
 };
 
+// Everything lrt is given, checked before any operation: at::linear/conv2d would catch most
+// mismatches too, but with messages that name neither the layer's parameters nor the fix. Tensors
+// need not be contiguous (every operation above takes any strides).
+static void check_lrt(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& log_sigma2, const std::optional<torch::Tensor>& bias, bool conv,
+                      const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                      const std::vector<int64_t>& dilation, int64_t groups) {
+  const auto dtype = weight.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "lrt: the weight (theta) must be float32 or float64, got ", dtype);
+  for (const auto& [t, what] : {std::pair<const torch::Tensor*, const char*>{&x, "input"},
+                                {&weight, "weight (theta)"}, {&log_sigma2, "log_sigma2"}})
+    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == dtype, "lrt: the ", what, " is ",
+                t->scalar_type(), " on ", t->device(), "; the layer's parameters are ", dtype,
+                " on cpu: convert the input with .to(", dtype, ")");
+  TORCH_CHECK(log_sigma2.sizes() == weight.sizes(), "lrt: log_sigma2 has shape ", log_sigma2.sizes(),
+              " but the weight (theta) has ", weight.sizes(), "; they must match");
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->device().is_cpu() && bias->scalar_type() == dtype && bias->dim() == 1 &&
+                    bias->size(0) == weight.size(0),
+                "lrt: the bias must be a 1-d ", dtype, " CPU tensor of ", weight.size(0), " entries, got ",
+                bias->scalar_type(), " of shape ", bias->sizes(), " on ", bias->device());
+  }
+  if (!conv) {
+    TORCH_CHECK(weight.dim() == 2, "lrt: a linear layer's weight is 2-d, got shape ", weight.sizes());
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "lrt: expected input of shape (..., ",
+                weight.size(1), "), got ", x.sizes(), "; flatten images first (e.g. nn.Flatten())");
+    return;
+  }
+  TORCH_CHECK(weight.dim() == 4, "lrt: a conv layer's weight is 4-d, got shape ", weight.sizes());
+  TORCH_CHECK(groups >= 1 && weight.size(0) % groups == 0, "lrt: groups = ", groups,
+              " must be >= 1 and divide the ", weight.size(0), " output channels");
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+              "lrt: stride, padding and dilation are pairs, got ", stride.size(), ", ", padding.size(), " and ",
+              dilation.size(), " numbers");
+  for (int i = 0; i < 2; ++i)
+    TORCH_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0, "lrt: stride and dilation must be "
+                ">= 1 and padding >= 0, got stride ", stride, ", padding ", padding, ", dilation ", dilation);
+  TORCH_CHECK((x.dim() == 3 || x.dim() == 4) && x.size(-3) == weight.size(1) * groups,
+              "lrt: expected input of shape (N, ", weight.size(1) * groups, ", H, W) or (",
+              weight.size(1) * groups, ", H, W), got ", x.sizes());
+}
+
 torch::Tensor lrt(torch::Tensor x, torch::Tensor weight, torch::Tensor log_sigma2,
                   std::optional<torch::Tensor> bias, bool conv, std::vector<int64_t> stride,
                   std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
+  check_lrt(x, weight, log_sigma2, bias, conv, stride, padding, dilation, groups);
   return LRT::apply(x, weight, log_sigma2, bias, conv, stride, padding, dilation, groups)[0];
 }
