@@ -314,6 +314,7 @@ def run_class_run(ctx: Context) -> dict:
     jobs = ctx.config.pop("jobs", None)
     sparse_model = ctx.config.pop("sparse_model", None)
     dense_model = ctx.config.pop("dense_model", None)
+    models_out = ctx.config.pop("models_out", None)
     pair = train_pair(ctx.data, ctx.val, recipe, sparse_model=sparse_model, dense_model=dense_model,
                       seed=ctx.seed, device=ctx.device, progress=ctx.progress, jobs=jobs)
     test = TensorLoader(ctx.data.x_test, ctx.data.y_test, 1000, device=ctx.device)
@@ -331,6 +332,8 @@ def run_class_run(ctx: Context) -> dict:
             extra["val_by_threshold"] = _val_by_threshold(model, ctx)
         rows.append(_table_row(method, model, test, counts, extra))
         ctx.save_model(method, model)
+    if models_out is not None:
+        models_out.update({"dense": pair["dense"], "sparse-vd": pair["sparse-vd"]})
     gap = rows[1]["error_%"] - rows[0]["error_%"]
     ctx.config.update({"recipe": recipe, "jobs_parallel": pair["parallel"],
                        "train_seconds": pair["seconds"], "layers": names,
@@ -347,7 +350,8 @@ def class_run(dataset: str = "fashion-mnist", *, out: str | os.PathLike | None =
               fallback: bool = True, fast: bool | None = None, recipe: dict | None = None,
               sparse_model: nn.Module | None = None, dense_model: nn.Module | None = None,
               seed: int = 0, device: str = "auto", progress: bool = True, jobs: int | None = None,
-              val_size: int | None = None, command: str | None = None) -> dict:
+              val_size: int | None = None, command: str | None = None,
+              return_models: bool = False) -> dict | tuple[dict, dict]:
     """Train LeNet-300-100 Sparse VD and its dense twin with the class recipe and return the result
     dict (rows ``dense`` and ``sparse-vd`` with ``error_%``, ``val_error_%``, ``compression``);
     with ``out`` also write ``<out>/class-run_<dataset>[_fast].json`` (and the two models).
@@ -356,7 +360,8 @@ def class_run(dataset: str = "fashion-mnist", *, out: str | os.PathLike | None =
     digits with one printed line (``fallback=True``) or a ``DataError`` naming how to get the data.
     ``fast`` (default $SPARSEVD_FAST): 2 epochs on 600 examples. ``sparse_model`` / ``dense_model``:
     train these instead of the package's LeNet-300-100 (A1 passes the student's own layer).
-    Prints one line per epoch for both models. ``jobs``: see ``train_pair``.
+    Prints one line per epoch for both models. ``jobs``: see ``train_pair``. ``return_models``:
+    return (result, {"dense": model, "sparse-vd": model}), the trained models in eval mode.
     """
     from .. import settings as _settings
     from .runners import run_experiment
@@ -366,15 +371,16 @@ def class_run(dataset: str = "fashion-mnist", *, out: str | os.PathLike | None =
     recipe = _check_recipe(recipe if recipe is not None else
                            (FAST_CLASS_RECIPE if fast else CLASS_RECIPE))
     started = time.time()
+    models: dict = {}
     bundle, used, reason = load_class_data(dataset, fallback=fallback, verbose=progress)
     result = run_experiment("class-run", used, epochs=int(recipe["epochs"]), seed=seed, out=out,
                             fast=fast, device=device, progress=progress, data=bundle,
                             command=command or f"sparsevd_lab.experiments.class_run({dataset!r})",
                             val_size=val_size,
                             class_run={"recipe": recipe, "jobs": jobs, "sparse_model": sparse_model,
-                                       "dense_model": dense_model},
+                                       "dense_model": dense_model, "models_out": models},
                             started=started,
                             extra_provenance=None if reason is None else
                             {"fallback": f"{dataset} could not be loaded ({reason}); trained on "
                                          f"the offline digits"})
-    return result
+    return (result, models) if return_models else result
