@@ -48,7 +48,7 @@ CLASS_RECIPE = {
     "lr": 2e-3,
     "lr_flat_fraction": 0.3,
     "kl_warmup_start": 2,
-    "kl_warmup_end": 15,
+    "kl_warmup_end": 30,
     "log_sigma2_init": -10.0,
     "threshold": 3.0,
 }
