@@ -190,3 +190,17 @@ def test_a1_default_outcome_threshold_is_below_the_class_run():
     need = OUTCOME_THRESHOLDS["default"]
     assert need["test_acc"] <= svd["test_acc"] and need["compression"] <= svd["compression"]
     assert need["test_acc"] >= 0.85 and need["compression"] >= 15  # the floor, not lower
+
+
+def test_train_pair_reports_validation_only_and_recipe_warmup():
+    from sparsevd_lab.experiments.runners import hold_out
+
+    train, val = hold_out(_tiny(), 100)
+    recipe = {**classrun.FAST_CLASS_RECIPE, "epochs": 2}
+    pair = classrun.train_pair(train, val, recipe, jobs=1, progress=False)
+    assert set(pair) >= {"dense", "sparse-vd", "history", "seconds"}
+    assert not pair["dense"].training and not pair["sparse-vd"].training
+    assert "val_acc" in pair["history"]["sparse-vd"] and "test_acc" not in pair["history"]["dense"]
+    warm = classrun.recipe_warmup(CLASS_RECIPE)
+    start, end = CLASS_RECIPE["kl_warmup_start"], CLASS_RECIPE["kl_warmup_end"]
+    assert warm(start - 1) == 0.0 and warm(end) == 1.0 and 0 < warm((start + end) // 2) < 1
