@@ -134,10 +134,19 @@ def _verify_cached(path: Path, md5: str) -> Path:
     return path
 
 
+def _progress(name: str, total: int | None, verbose: bool):
+    """A progress bar of a download in bytes (tqdm: a widget in a notebook, a line in a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"download {name}", unit="B", unit_scale=True, disable=not verbose,
+                leave=False)
+
+
 def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = True) -> Path:
     """Download to ``dest`` (trying each mirror), verify the MD5, then rename into place.
 
-    A cached ``dest`` is verified and reused. The bytes go to a temporary file in the same folder
+    A cached ``dest`` is verified and reused. With ``verbose`` a progress bar shows the bytes as they
+    arrive. The bytes go to a temporary file in the same folder
     first, so an interrupted or corrupted download never leaves a file under the final name.
     """
     dest = Path(dest)
@@ -156,9 +165,14 @@ def download(urls: str | tuple[str, ...], dest: Path, md5: str, verbose: bool = 
             with atomic_path(dest) as tmp:
                 digest = hashlib.md5()
                 with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
+                    size = resp.headers.get("Content-Length") if hasattr(resp, "headers") else None
+                    bar = _progress(dest.name, int(size) if size and size.isdigit() else None,
+                                    verbose)
                     for block in iter(lambda: resp.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
+                        bar.update(len(block))
+                    bar.close()
                 if digest.hexdigest() != md5:
                     raise ChecksumError(
                         f"download of {url} has MD5 {digest.hexdigest()}, expected {md5}; the file was "

@@ -182,3 +182,52 @@ def test_the_ok_line_reports_the_measured_ratio(capsys):
     assert "at alpha = 1" in out and "4 + 2 alpha" in out
     ratio = float(out.split("measured with your function: ")[1].split(" at alpha")[0])
     assert ratio == pytest.approx(6.0, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 4: the KL's share of the objective, and the N it is divided by
+# --------------------------------------------------------------------------------------------------
+
+def right_share(kl, data_loss, train_size, kl_weight=1.0):
+    term = kl_weight * kl / train_size
+    return term / (data_loss + term)
+
+
+def test_kl_share_accepts_the_right_answer(capsys):
+    checks.check_kl_share(right_share)
+    checks.check_kl_share(lambda kl, dl, n, w: float(torch.tensor(right_share(kl, dl, n, w))))
+    assert capsys.readouterr().out.startswith("OK: kl_share")
+
+
+@pytest.mark.parametrize("wrong, needle", [
+    (lambda kl, dl, n, w: w * kl / (dl + w * kl), "not divided by N"),
+    (lambda kl, dl, n, w: w * kl * n / (dl + w * kl * n), "multiplied by N"),
+    (lambda kl, dl, n, w: (w * kl / n) / dl, "against the data loss alone"),
+    (lambda kl, dl, n, w: dl / (dl + w * kl / n), "inverted"),
+    (lambda kl, dl, n, w: dl / (w * kl / n), "inverted"),
+    (lambda kl, dl, n, w: (kl / n) / (dl + kl / n), "without kl_weight"),
+    (lambda kl, dl, n, w: 100 * right_share(kl, dl, n, w), "in %"),
+    (lambda kl, dl, n, w: right_share(kl, dl, n, w) + 0.01, "expected"),
+])
+def test_kl_share_names_each_slip(wrong, needle):
+    with pytest.raises(CheckFailed, match=needle):
+        checks.check_kl_share(wrong)
+
+
+def _run(train=55_000, val=5_000, test=10_000, batch=500):
+    return {"provenance": {"train_size": train, "validation_size": val, "test_size": test},
+            "config": {"recipe": {"batch_size": batch}}}
+
+
+def test_train_size_accepts_the_training_set(capsys):
+    checks.check_train_size(55_000, _run())
+    checks.check_train_size(500, _run(500, 100, 200, 100))
+    assert "OK: N = 55,000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("n, needle", [(10_000, "test set"), (60_000, "before the validation split"),
+                                       (5_000, "validation set"), (110, "number of batches"),
+                                       (500, "batch size"), (1234, "not the number")])
+def test_train_size_names_each_slip(n, needle):
+    with pytest.raises(CheckFailed, match=needle):
+        checks.check_train_size(n, _run())

@@ -137,6 +137,15 @@ def test_download_function_directly(tmp_path):
     assert path.read_bytes() == payload
 
 
+def test_download_shows_progress(tmp_path, capsys):
+    payload = b"x" * 3000
+    with Server({"f.bin": payload}) as srv:
+        download(srv.url + "f.bin", tmp_path / "f.bin", hashlib.md5(payload).hexdigest(),
+                 verbose=True)
+    err = capsys.readouterr().err
+    assert "download f.bin" in err and "3.00k" in err  # tqdm's bar, on stderr, in bytes
+
+
 def test_read_idx_errors():
     good = idx_bytes(np.zeros((2, 3), dtype=np.uint8))
     assert read_idx(good).shape == (2, 3)

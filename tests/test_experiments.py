@@ -435,7 +435,7 @@ def test_snapshot_recorder_every_few_epochs(tmp_path):
 SHIPPED = [("random-labels", "offline-digits"), ("regression-sweep", "diabetes"),
            ("classification-sweep", "offline-digits"), ("lenet300", "offline-digits"),
            ("lenet300", "fashion-mnist"), ("lenet5", "offline-digits"), ("lenet5", "fashion-mnist"),
-           ("classification-sweep", "fashion-mnist")]
+           ("classification-sweep", "fashion-mnist"), ("class-run", "fashion-mnist")]
 
 
 def test_shipped_lenet5_fashion_mnist_is_consistent():

@@ -150,12 +150,13 @@ def check_train_step(fn: Callable, make_model: Callable[[], nn.Module]) -> None:
 # The training exercise
 # --------------------------------------------------------------------------------------------------
 
-# What a correct solution reaches on the offline digits (notebooks/solutions/A1_*), with a margin:
-# fast (1,000 training digits, 3 epochs): test accuracy 0.63, compression 1.4x;
-# default (4,000 digits, 30 epochs): 0.902 and 155x (docs/assignments.md).
+# What the run reaches, with a margin. Default: the class run's recipe on the full Fashion-MNIST
+# (sparsevd_lab.experiments.CLASS_RECIPE); the package's layer reached test accuracy 0.881 at 32.7x
+# there (sparsevd_lab/results/class-run_fashion-mnist.json), its dense twin 0.895. Fast (1,000
+# Fashion-MNIST images, 3 epochs, batch 100): the solution notebook reached 0.590 and 1.6x.
 OUTCOME_THRESHOLDS = {
     "fast": {"test_acc": 0.5, "compression": 1.2},
-    "default": {"test_acc": 0.85, "compression": 40.0},
+    "default": {"test_acc": 0.86, "compression": 20.0},
 }
 
 

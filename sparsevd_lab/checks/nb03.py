@@ -7,6 +7,8 @@ one per exercise.
 - ``check_preactivation_moments``: the mean and variance of the pre-activations that the local
   reparameterisation trick samples (eq. 17), with a bias that must stay out of the variance.
 - ``check_compression_sparsity``: total compression from per-layer sparsity and layer sizes.
+- ``check_kl_share`` and ``check_train_size``: the KL term's share of the objective (eq. 3 divided
+  by N) and the N it is divided by, the training set's size.
 
 Each runs on fixed inputs in well under a second, names the known wrong answers, and prints one line
 starting with ``OK:``.
@@ -26,6 +28,8 @@ __all__ = [
     "check_theta_grad_variance",
     "check_preactivation_moments",
     "check_compression_sparsity",
+    "check_kl_share",
+    "check_train_size",
 ]
 
 
@@ -238,3 +242,83 @@ def check_compression_sparsity(fn: Callable) -> None:
                     f"of each layer, then divide the total by their sum")
     _ok(what, f"= total / kept: the paper's 98.9-97.2-62.0 gives {expected[0]:.1f}x (Table 1 says "
               f"68x, from unrounded sparsities), its LeNet-5 row {expected[1]:.0f}x (Table 1: 280x)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise 4: the KL's share of the objective as N shrinks
+# --------------------------------------------------------------------------------------------------
+
+# (summed KL, mean data loss per example, N, kl_weight)
+_SHARE_CASES = [(20_000.0, 0.30, 55_000, 1.0), (20_000.0, 0.30, 4_000, 1.0),
+                (8_000.0, 0.50, 1_000, 0.5), (150_000.0, 0.25, 60_000, 1.0)]
+
+
+def check_kl_share(fn: Callable) -> None:
+    """``fn(kl, data_loss, train_size, kl_weight)`` must return the KL term's share of the objective
+    per example (eq. 3 divided by N): with ``kl_term = kl_weight * kl / train_size``, the fraction
+    ``kl_term / (data_loss + kl_term)``, a number between 0 and 1. ``kl`` is the KL summed over all
+    weights, ``data_loss`` the mean cross-entropy per example."""
+    what = "kl_share"
+    got = np.array([_as_number(what, _call(what, fn, kl, dl, n, w)) for kl, dl, n, w in _SHARE_CASES])
+
+    def per_case(f):
+        return np.array([f(kl, dl, n, w) for kl, dl, n, w in _SHARE_CASES], dtype=float)
+
+    expected = per_case(lambda kl, dl, n, w: (w * kl / n) / (dl + w * kl / n))
+    if not np.allclose(got, expected, rtol=1e-6):
+        wrong = {
+            "the KL not divided by N: per example the objective is data loss + kl_weight * KL / N "
+            "(eq. 3 divided by N), so the summed KL must be divided by the training-set size":
+                per_case(lambda kl, dl, n, w: w * kl / (dl + w * kl)),
+            "the KL multiplied by N instead of divided by it":
+                per_case(lambda kl, dl, n, w: w * kl * n / (dl + w * kl * n)),
+            "the KL term against the data loss alone (kl_term / data_loss), a ratio that can exceed "
+            "1; the share divides by the whole objective, data_loss + kl_term":
+                per_case(lambda kl, dl, n, w: (w * kl / n) / dl),
+            "the data term's share, data_loss / (data_loss + kl_term): the ratio is inverted":
+                per_case(lambda kl, dl, n, w: dl / (dl + w * kl / n)),
+            "data_loss / kl_term: the ratio is inverted (and not a share of the total)":
+                per_case(lambda kl, dl, n, w: dl / (w * kl / n)),
+            "the share without kl_weight: the KL term is kl_weight * KL / N (the warm-up scales it)":
+                per_case(lambda kl, dl, n, w: (kl / n) / (dl + kl / n)),
+            "the share in %, not as a fraction between 0 and 1":
+                per_case(lambda kl, dl, n, w: 100 * (w * kl / n) / (dl + w * kl / n)),
+        }
+        hit = _match(got, wrong, rtol=1e-6)
+        if hit:
+            _fail(what, f"you computed {hit}")
+        i = int(np.nanargmax(np.abs(got - expected)))
+        kl, dl, n, w = _SHARE_CASES[i]
+        _fail(what, f"wrong value for kl={kl:g}, data_loss={dl:g}, train_size={n}, kl_weight={w:g}: "
+                    f"expected {expected[i]:.4g}, got {got[i]:.4g}. kl_term = kl_weight * kl / "
+                    f"train_size; share = kl_term / (data_loss + kl_term)")
+    _ok(what, f"= kl_term / (data_loss + kl_term): the same KL of {_SHARE_CASES[0][0]:g} is "
+              f"{100 * expected[0]:.1f} % of the objective with N = 55,000 and "
+              f"{100 * expected[1]:.1f} % with N = 4,000")
+
+
+def check_train_size(n, result: dict) -> None:
+    """``n`` must be the N of the SGVLB in the class run ``result`` (``class_run``'s return value):
+    the number of examples it trained on, after the validation split was held out."""
+    what = "N"
+    n = _as_number(what, n)
+    p = result["provenance"]
+    train, val, test = int(p["train_size"]), int(p["validation_size"]), int(p["test_size"])
+    batch = int(result["config"]["recipe"]["batch_size"])
+    if n == train:
+        _ok(what, f"= {train:,}: the examples the run trained on (the {val:,} validation examples "
+                  f"were held out, the {test:,} test examples never seen)")
+        return
+    wrong = {test: "the size of the test set: N counts the examples the likelihood sums over, the "
+                   "training examples",
+             train + val: "the training set before the validation split was held out: the run "
+                          "trained on fewer",
+             val: "the size of the validation set: N is the training set's size",
+             -(-train // batch): "the number of batches per epoch: dividing the KL by it instead "
+                                 "of N is a bug seen in the wild",
+             batch: "the batch size: the KL is counted once per pass over the whole training set, "
+                    "so it is divided by the whole training set's size"}
+    if n in wrong:
+        _fail(what, f"{n:,} is {wrong[n]}")
+    _fail(what, f"{n:g} is not the number of training examples of this run; read it from "
+                f"result['provenance'] (the train_size)")

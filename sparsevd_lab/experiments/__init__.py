@@ -26,6 +26,7 @@ from torch import nn
 from .common import (RESULTS_DIR, SCHEMA_VERSION, ResultSchemaError, SnapshotRecorder,
                      atomic_save_npz, atomic_write_json, model_filename, result_filename,
                      upgrade_result, validate_result)
+from .classrun import CLASS_RECIPE, class_run
 from .runners import (ARD_BOSTON_TABLE, EXPERIMENTS, PAPER_TABLE1, dropout_mlp, load_experiment_data,
                       run_experiment, synthetic_cifar, threshold_sweep)
 
@@ -37,6 +38,8 @@ __all__ = [
     "ARD_BOSTON_TABLE",
     "ResultSchemaError",
     "run_experiment",
+    "class_run",
+    "CLASS_RECIPE",
     "load_result",
     "load_snapshots",
     "list_results",

@@ -61,7 +61,54 @@ def build_parser() -> argparse.ArgumentParser:
                              + ", ".join(PHASES) + ") into the checkpoints and write no result; "
                              "start one process per phase to use several cores, then run once "
                              "more without --phases to write the result")
+    parser.add_argument("--no-fallback", action="store_true",
+                        help="class-run: fail (naming how to get the data) instead of falling back "
+                             "to the offline digits when the data set cannot be loaded")
+    parser.add_argument("--jobs", type=int, choices=(1, 2),
+                        help="class-run: 2 trains the two models in two processes (default on a "
+                             "CPU with >= 2 cores), 1 one after the other")
+    parser.add_argument("--recipe", nargs="+", metavar="KEY=VALUE",
+                        help="class-run: change the class recipe, e.g. --recipe kl_warmup_end=30 "
+                             "(keys: epochs, batch_size, lr, lr_flat_fraction, kl_warmup_start, "
+                             "kl_warmup_end, log_sigma2_init, threshold)")
     return parser
+
+
+def _class_run(parser, args, dataset: str, command: str) -> int:
+    from .classrun import CLASS_RECIPE, FAST_CLASS_RECIPE, class_run
+
+    bad = [flag for flag, on in (("--resume", args.resume), ("--phases", args.phases),
+                                 ("--route", args.route != "scratch"),
+                                 ("--dense-epochs", args.dense_epochs),
+                                 ("--kl-weights", args.kl_weights)) if on]
+    if bad:
+        parser.error(f"{', '.join(bad)} do(es) not apply to class-run")
+    fast = args.fast or None
+    from .. import settings as _settings
+
+    recipe = dict(FAST_CLASS_RECIPE if (fast or _settings.settings().fast) else CLASS_RECIPE)
+    for item in args.recipe or []:
+        key, _, value = item.partition("=")
+        if key not in recipe or not value:
+            parser.error(f"--recipe {item!r}: use KEY=VALUE with KEY one of {', '.join(recipe)}")
+        try:
+            recipe[key] = type(recipe[key])(float(value)) if isinstance(recipe[key], int) \
+                else type(recipe[key])(value)
+        except ValueError:
+            parser.error(f"--recipe {item!r}: {value!r} is not a number")
+    if args.epochs is not None:
+        recipe["epochs"] = args.epochs
+    try:
+        result = class_run(dataset, out=args.out, fallback=not args.no_fallback, fast=fast,
+                           recipe=recipe, seed=args.seed, device=args.device,
+                           progress=not args.quiet, jobs=args.jobs, val_size=args.val_size,
+                           command=command)
+    except DataError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    _print_summary(result)
+    print(f"wrote {args.out}/{result['files']['result']}"
+          + "".join(f", {args.out}/{v}" for k, v in result["files"].items() if k != "result"))
+    return 0
 
 
 def _print_summary(result: dict) -> None:
@@ -69,7 +116,7 @@ def _print_summary(result: dict) -> None:
 
     name, res = result["experiment"], result["results"]
     df = result_frame(result)
-    if name in ("lenet300", "lenet5", "vgg-like"):
+    if name in ("lenet300", "lenet5", "vgg-like", "class-run"):
         cols = [c for c in ("method", "error_%", "val_error_%", "sparsity_per_layer", "compression")
                 if c in df]
         print(df[cols].to_string(index=False))
@@ -140,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     command = "python -m sparsevd_lab.experiments " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.name == "class-run":
+        return _class_run(parser, args, dataset, command)
+    if args.no_fallback or args.jobs or args.recipe:
+        parser.error("--no-fallback, --jobs and --recipe apply to class-run only")
     try:
         result = run_experiment(args.name, dataset, epochs=args.epochs, seed=args.seed,
                                 out=args.out, fast=args.fast or None, device=args.device,

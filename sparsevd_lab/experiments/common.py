@@ -165,6 +165,7 @@ _RESULTS = {
     "classification-sweep": {"kl_weights": list, "thresholds": list, "points": list,
                              "layers": list, "history": dict},
     "vgg-like": {"rows": list, "history": dict},
+    "class-run": {"rows": list, "history": dict},
 }
 _POINT = {"kl_weight": (int, float), "threshold": (int, float), "error_%": _NUM,
           "layer_sparsity_%": list, "sparsity_per_layer": str, "sparsity_%": _NUM,
@@ -239,7 +240,7 @@ def validate_result(obj: Any) -> dict:
           "result.provenance.versions")
     res = obj["results"]
     _need(res, _RESULTS[name], "result.results")
-    if name in ("lenet300", "lenet5", "vgg-like"):
+    if name in ("lenet300", "lenet5", "vgg-like", "class-run"):
         methods = []
         for i, row in enumerate(res["rows"]):
             _need(row, _TABLE_ROW, f"result.results.rows[{i}]")

@@ -26,6 +26,7 @@ from ..train import resolve_device
 from .common import SCHEMA_VERSION, atomic_write_json, provenance, result_filename, validate_result
 from .context import ARD_BOSTON_TABLE, IMAGE_DATASETS, PAPER_TABLE1, Context, _warmup  # noqa: F401
 from .lenet import PHASES, _build_lenet, run_lenet  # noqa: F401  (_build_lenet: experiments.load_model)
+from .classrun import run_class_run
 from .sweeps import (dropout_mlp, run_classification_sweep, run_random_labels,  # noqa: F401
                      run_regression_sweep, run_vgg_like, synthetic_cifar, threshold_sweep)
 
@@ -59,6 +60,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                (0, 0), "pytorch_ard's Boston table on diabetes: dense vs reg factors"),
     Experiment("classification-sweep", run_classification_sweep, IMAGE_DATASETS, "offline-digits",
                200, 1, (600, 200), "LeNet-300-100 over reg factors x thresholds"),
+    Experiment("class-run", run_class_run, IMAGE_DATASETS, "fashion-mnist", 200, 2, (600, 200),
+               "LeNet-300-100 Sparse VD and its dense twin, the short class recipe (minutes)"),
     Experiment("vgg-like", run_vgg_like, ("cifar10", "synthetic-cifar"), "cifar10", 200, 1,
                (128, 64), "VGG-like on CIFAR-10 from a pretrained dense net (needs the network)"),
 )}
@@ -71,7 +74,7 @@ def load_experiment_data(dataset: str) -> DataBundle:
 # Validation examples held out of the training set for the choices a run makes (the iterative
 # pruning's operating point); the test set is never used to choose anything.
 VAL_SIZES = {"fashion-mnist": 5000, "mnist": 5000, "offline-digits": 500}
-VAL_EXPERIMENTS = ("lenet300", "lenet5", "classification-sweep")
+VAL_EXPERIMENTS = ("lenet300", "lenet5", "classification-sweep", "class-run")
 
 
 def hold_out(bundle: DataBundle, n_val: int, seed: int = 0) -> tuple[DataBundle, tuple]:
@@ -97,6 +100,9 @@ def _epochs_note(exp: Experiment, epochs: int, fast: bool, route: str = "scratch
                 f"{exp.paper_epochs})")
     if fast:
         return f"fast mode: {epochs} epoch(s) on a data subset (paper recipe: {exp.paper_epochs})"
+    if exp.name == "class-run":
+        return (f"the class recipe: {epochs} epochs (the authors' recipe has {exp.paper_epochs}; "
+                f"python -m sparsevd_lab.experiments lenet300 runs it)")
     if epochs == exp.paper_epochs:
         return f"the paper's recipe: {epochs} epochs"
     return (f"cut to {epochs} epochs from the recipe's {exp.paper_epochs} (CPU time budget); "
@@ -121,7 +127,9 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                    checkpoint_dir: str | os.PathLike | None = None, val_size: int | None = None,
                    dense_epochs: int | None = None, route: str = "scratch",
                    kl_weights: tuple[float, ...] | None = None,
-                   phases: tuple[str, ...] | None = None) -> dict | None:
+                   phases: tuple[str, ...] | None = None, class_run: dict | None = None,
+                   started: float | None = None,
+                   extra_provenance: dict | None = None) -> dict | None:
     """Run one experiment and return its result dict (validated); with ``out`` also write
     ``<out>/<name>_<dataset>[_fast].json`` (and weight snapshots under ``<out>/snapshots/``, trained
     models under ``<out>/models/``).
@@ -140,6 +148,10 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
     ``phases`` (lenet300/lenet5, with ``resume``): train only these phases (``lenet.PHASES``: dense,
     sparse-vd, pruning-iterative) into the checkpoints and return ``None``, writing no result; run
     them in parallel processes, then once more without ``phases`` to assemble the result.
+    ``class_run`` (class-run): {"recipe", "jobs", "sparse_model", "dense_model"} (see
+    ``experiments.classrun.class_run``, which is how to call it). ``started``: the time the run
+    began (default now; class_run passes the time before its data load). ``extra_provenance``:
+    fields added to the provenance.
     Raises ``ValueError`` for unknown names or epochs < 1 and ``sparsevd_lab.OfflineError`` when a
     data set needs a download and there is no network.
     """
@@ -171,7 +183,9 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
             raise ValueError(f"unknown phase(s) {unknown}; valid: {', '.join(PHASES)}")
         if not resume:
             raise ValueError("phases trains into the checkpoints: pass resume=True")
-    started = time.time()
+    if class_run is not None and name != "class-run":
+        raise ValueError(f"class_run applies to class-run, not {name!r}")
+    started = time.time() if started is None else started
     bundle = data if data is not None else load_experiment_data(dataset)
     if fast and exp.fast_sizes != (0, 0):
         bundle = bundle.subset(*exp.fast_sizes)
@@ -199,6 +213,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
         ctx.config.update({"route": route, "dense_epochs": dense_epochs})
         if phases is not None:
             ctx.config["phases"] = list(phases)
+    if class_run is not None:
+        ctx.config.update(class_run)
     if kl_weights is not None:
         if name != "classification-sweep":
             raise ValueError(f"kl_weights applies to classification-sweep, not {name!r}")
@@ -223,7 +239,8 @@ def run_experiment(name: str, dataset: str | None = None, *, epochs: int | None 
                                         "validation_size": int(val_size or 0),
                                         "test_size": int(len(bundle.x_test)),
                                         "resumed_checkpoints": ckdir is not None,
-                                        "train_time_s": round(_train_seconds(results), 1)}),
+                                        "train_time_s": round(_train_seconds(results), 1),
+                                        **(extra_provenance or {})}),
         "config": {**ctx.config, **({"notes": ctx.notes} if ctx.notes else {})},
         "results": results,
         "files": ctx.files,

@@ -74,6 +74,19 @@ def _lenet(obj) -> str:
     return "\n".join(lines)
 
 
+def _class_run(obj) -> str:
+    p = obj["provenance"]
+    lines = [f"**class-run on {obj['dataset']}** ({p['epochs_note']}; seed {p['seed']}; {_wall(p)}; "
+             f"`{p['command']}`)", "",
+             "| method | test error % | validation error % | sparsity per layer % | compression |",
+             "|---|---|---|---|---|"]
+    for r in obj["results"]["rows"]:
+        sp = r["sparsity_per_layer"] if r["method"] != "dense" else "-"
+        lines.append(f"| {METHOD_NAMES.get(r['method'], r['method'])} | {_f(r['error_%'])} | "
+                     f"{_f(r.get('val_error_%'))} | {sp} | {_f(r['compression'], '{:.1f}')}x |")
+    return "\n".join(lines)
+
+
 def _regression(obj) -> str:
     p = obj["provenance"]
     rows = obj["results"]["rows"]
@@ -129,7 +142,8 @@ def markdown_tables(root=None) -> str:
     for path in sorted(root.glob("*.json")):
         obj = validate_result(json.loads(path.read_text()))
         fn = {"lenet300": _lenet, "lenet5": _lenet, "vgg-like": _lenet, "regression-sweep": _regression,
-              "random-labels": _random, "classification-sweep": _sweep}[obj["experiment"]]
+              "random-labels": _random, "classification-sweep": _sweep,
+                  "class-run": _class_run}[obj["experiment"]]
         parts.append(f"<!-- {path.name} -->\n" + fn(obj) + _times(obj))
     return "\n\n".join(parts) + "\n"
 
