@@ -6,7 +6,7 @@
 #   bash scripts/setup.sh e2e --pinned    # ... at the exact versions of constraints.txt (what CI runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="dev,lab"
+extras="dev,lab,grading"
 pins=()
 for arg in "$@"; do
   case "$arg" in

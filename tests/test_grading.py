@@ -317,6 +317,8 @@ def test_nbgrader_grades_the_solution_the_student_copy_and_a_slip(tmp_path):
         assert f"Grade cell: {cell}" in text and f"Score: 0.0 / {table[name][cell]:.1f}" in text
         clean = (course / "feedback" / "solution" / name / f"{name}.html").read_text(encoding="utf-8")
         assert "CheckFailed" not in html.unescape(re.sub(r"<[^>]+>", "", clean))
+        graded = (course / "autograded" / "solution" / name / f"{name}.ipynb").read_text("utf-8")
+        assert "(fast mode)" in graded, "the course config must grade in fast mode"
     print("autograde seconds per submission:", {k: round(v, 1) for k, v in seconds.items()})
 
 
