@@ -327,3 +327,14 @@ def json_str(text: str) -> str:
     import json
 
     return json.dumps(text)[1:-1]
+
+
+def test_render_source_reads_the_py_source_and_is_reproducible(tmp_path):
+    jupytext.write(_notebook(SOLUTION, "checks.check_kl(f)"), tmp_path / "T.py", fmt="py:percent")
+    text = grading.render_source(tmp_path / "T.ipynb")  # the .py beside it is read
+    assert text.endswith("\n") and text == grading.render_source(tmp_path / "T.py")
+    nb = nbformat.reads(text, as_version=4)
+    assert [c.metadata["nbgrader"]["grade_id"] for c in nb.cells] == ["cell-000", "solution-f",
+                                                                      "check_kl"]
+    assert nb.metadata == {"kernelspec": {"display_name": "Python 3 (ipykernel)",
+                                          "language": "python", "name": "python3"}}
