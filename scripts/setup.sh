@@ -48,7 +48,7 @@ torch_index() {
   fi
 }
 
-extras="dev,lab"
+extras="dev,lab,grading"
 pins=()
 for arg in "$@"; do
   case "$arg" in

@@ -18,8 +18,9 @@ assignment must have at least one region; a lecture notebook without exercises s
 
 Commands (docs/assignments.md)::
 
-    python -m sparsevd_lab.assignments build            # write notebooks/assignments/*.ipynb and
-                                                        # notebooks/student/*.ipynb
+    python -m sparsevd_lab.assignments build            # write notebooks/assignments/*.ipynb,
+                                                        # notebooks/student/*.ipynb and the nbgrader
+                                                        # sources (sparsevd_lab.grading)
     python -m sparsevd_lab.assignments build --check    # fail if the committed copies are stale
     python -m sparsevd_lab.assignments verify           # run the student copies (fast mode): only
                                                         # NotImplementedError may be raised
@@ -318,7 +319,17 @@ def build_all(check: bool = False, root: str | os.PathLike | None = None) -> lis
     for group in GROUPS:
         result += build(root / group.sources, root / group.out, check=check, pattern=group.pattern,
                         need_regions=group.need_regions)
-    return result
+    return result + _nbgrader_sources(None, check, root)
+
+
+def _nbgrader_sources(out, check: bool, root: str | os.PathLike | None = None) -> list[str]:
+    """The nbgrader sources of every group (``sparsevd_lab.grading``, docs/grading.md), into ``out``
+    (default ``notebooks/nbgrader/source`` under ``root``)."""
+    from . import grading  # build tooling, kept apart from what students import
+
+    root = Path(root) if root is not None else Path()
+    return grading.build_sources(out if out is not None else root / grading.SOURCE_DIR, check=check,
+                                 root=root)
 
 
 def verify(path: str | os.PathLike, fast: bool = True, timeout: int | None = None,
@@ -440,6 +451,9 @@ def main(argv=None) -> int:
                                      "and notebooks/student/NN_*.ipynb from notebooks/NN_*.py")
     b.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 when a committed student notebook is stale")
+    b.add_argument("--nbgrader", default=None, metavar="DIR",
+                   help="where the nbgrader sources go (default notebooks/nbgrader/source; "
+                        "docs/grading.md)")
     v = sub.add_parser("verify", help="run the student notebooks: only NotImplementedError allowed")
     v.add_argument("--default", action="store_true", help="run in default mode (not fast)")
     for p in (b, v):
@@ -456,6 +470,8 @@ def main(argv=None) -> int:
             for g in groups:
                 problems += build(g.sources, g.out, check=True, pattern=g.pattern,
                                   need_regions=g.need_regions)
+            if args.solutions is None:
+                problems += _nbgrader_sources(args.nbgrader, check=True)
             for p in problems:
                 print(f"stale: {p}", file=sys.stderr)
             if problems:
@@ -467,6 +483,8 @@ def main(argv=None) -> int:
             for g in groups:
                 for path in build(g.sources, g.out, pattern=g.pattern, need_regions=g.need_regions):
                     print(f"wrote {path}")
+            for path in _nbgrader_sources(args.nbgrader, False) if args.solutions is None else []:
+                print(f"wrote {path}")
             return 0
         for g in groups:
             for src in _solution_sources(Path(g.sources), g.pattern):
