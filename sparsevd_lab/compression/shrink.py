@@ -227,9 +227,20 @@ def compress(
                                       "statistic": "median of interleaved runs"}
     else:
         compact.info["storage_rule"] = f"forced: storage={storage!r}"
+    _keep_input_check(model, compact)
     inference_layout(compact, example_input[:1] if example_input is not None else
                      (torch.zeros(1, *input_shape, device=model_device(compact)) if input_shape else None))
     return compact
+
+
+def _keep_input_check(model: nn.Module, compact: nn.Module) -> None:
+    """The trained network's input check (``models.InputCheck``) goes with it, so a wrong input gets
+    the same error from the compressed model as from the trained one, before any kernel reads it."""
+    from ..models import InputCheck
+
+    for hook in model._forward_pre_hooks.values():
+        if isinstance(hook, InputCheck):
+            compact.register_forward_pre_hook(hook)
 
 
 def _shrink(chain, threshold) -> CompressedSequential:
