@@ -5,7 +5,6 @@ import contextlib
 import re
 import warnings
 
-
 import pytest
 import torch
 from torch import nn
