@@ -324,8 +324,8 @@ live[["error_%", "val_error_%", "sparsity_per_layer", "compression", "train_seco
 # Accuracy rises in the first epochs while the KL weight is 0. Once it is on, sparsity climbs to about
 # 97 % while the validation error stays within about a point of the dense twin's: on 55,000 examples
 # the KL term, divided by $N$, is small beside the data term. (The shipped class run, the same
-# recipe: 10.46 % test error dense, 11.88 % Sparse VD at 32.7x, `docs/results.md`; a short run keeps
-# a gap that the 200-epoch recipe of section 6 narrows.) The model's own report, in the paper's format
+# recipe: 10.41 % test error dense, 11.33 % Sparse VD at 32.6x, in 272 s on two CPU cores,
+# `docs/results.md`; the 200-epoch recipe of section 6 goes further, to 55.6x.) The model's own report, in the paper's format
 # (sparsity in %, compression in x = total / kept weights):
 
 # %%

@@ -40,6 +40,10 @@ CANDIDATES = {
     "B": {"kl_warmup_start": 5, "kl_warmup_end": 40},   # a later, longer warm-up
     "C": {"kl_warmup_end": 30},                         # a longer warm-up
     "E": {"lr_flat_fraction": 0.5, "kl_warmup_end": 30},  # and the learning rate flat for longer
+    # second round: 90 epochs (what the 5-minute budget allows at batch 500), the warm-ups of B and C
+    # stretched in proportion
+    "F": {"epochs": 90, "kl_warmup_start": 5, "kl_warmup_end": 60},
+    "G": {"epochs": 90, "kl_warmup_end": 45},
 }
 MIN_COMPRESSION = 25.0
 

@@ -43,12 +43,12 @@ __all__ = ["CLASS_RECIPE", "FAST_CLASS_RECIPE", "class_run", "train_pair", "load
 # docs/results.md, "The class run"). The warm-up is in 0-based epochs: KL weight 0 before
 # ``kl_warmup_start``, linear to 1 at ``kl_warmup_end`` (sparsevd_lab.objective.kl_warmup).
 CLASS_RECIPE = {
-    "epochs": 60,
+    "epochs": 90,
     "batch_size": 500,
     "lr": 2e-3,
     "lr_flat_fraction": 0.3,
     "kl_warmup_start": 2,
-    "kl_warmup_end": 30,
+    "kl_warmup_end": 45,
     "log_sigma2_init": -10.0,
     "threshold": 3.0,
 }
