@@ -25,9 +25,9 @@
 #
 # **Time on CPU:** about 7 minutes in default mode on 2 cores (a 5-minute live class run on the full
 # Fashion-MNIST; the full 200-epoch results come from a file shipped with the package), under a minute
-# in fast mode; plus about 25 minutes for the three exercises (10 + 10 + 5).
+# in fast mode; plus about 30 minutes for the four exercises (10 + 10 + 5 + 5).
 #
-# **Exercises.** Three, marked **Exercise** (5-10 minutes each): write a function, then run the cell after
+# **Exercises.** Four, marked **Exercise** (5-10 minutes each): write a function, then run the cell after
 # it, which checks it with `sparsevd_lab.checks` and prints a line starting with `OK:` (or says what is
 # wrong). Questions marked **Predict** record your answer with `predictions.ask(...)`: write it into the
 # variable `MY_...` of its cell before you run the cell; a later cell shows it beside the measured value. Terms
@@ -345,7 +345,7 @@ report.round(2)
 # same model (the same KL) and the same data loss, by what factor does the KL term $\beta\,\mathrm{KL}/N$
 # grow from 55,000 to 4,000 examples? Does the KL's *share* of the objective grow by the same factor?
 #
-# **Exercise 4 (code, 5 min).** Write `kl_share(kl, data_loss, train_size, kl_weight)`: with
+# **Exercise 3 (code, 5 min).** Write `kl_share(kl, data_loss, train_size, kl_weight)`: with
 # `kl_term = kl_weight * kl / train_size`, return `kl_term / (data_loss + kl_term)`, the KL's share of
 # the objective per example (a fraction). Then set `N_CLASS`, the $N$ of the class run above.
 
@@ -436,7 +436,7 @@ predictions.ask("03-paper-compression", "Total compression (x) of 98.9-97.2-62.0
                 prediction=MY_COMPRESSION)
 
 # %% [markdown]
-# **Exercise 3 (code, 5 min).** Write `compression(sparsity_percent, sizes)`: the compression (total weights
+# **Exercise 4 (code, 5 min).** Write `compression(sparsity_percent, sizes)`: the compression (total weights
 # / kept weights, Table 1) of a network whose layer `i` has `sizes[i]` weights of which `sparsity_percent[i]` %
 # are dropped.
 

@@ -181,7 +181,7 @@ def check_preactivation_moments(fn: Callable) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Exercise 3: compression from per-layer sparsity
+# Exercise 4: compression from per-layer sparsity
 # --------------------------------------------------------------------------------------------------
 
 # (per-layer sparsity %, layer sizes): the paper's LeNet-300-100 and LeNet-5 rows, a dense net,
@@ -245,7 +245,7 @@ def check_compression_sparsity(fn: Callable) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Exercise 4: the KL's share of the objective as N shrinks
+# Exercise 3: the KL's share of the objective as N shrinks
 # --------------------------------------------------------------------------------------------------
 
 # (summed KL, mean data loss per example, N, kl_weight)
