@@ -358,6 +358,7 @@ def kl_share(kl, data_loss, train_size, kl_weight=1.0):
     ### END SOLUTION
 
 
+N_CLASS = None  # the N of the class run above: set it below
 ### BEGIN SOLUTION
 N_CLASS = run["provenance"]["train_size"]  # the examples the run trained on (validation held out)
 ### END SOLUTION
@@ -374,10 +375,9 @@ checks.check_train_size(N_CLASS, run)
 kl_now = float(svd.model_kl(model).detach())
 data_loss = hist["sparse-vd"]["data_loss"][-1]
 sizes = [N_CLASS, 4_000, 1_000]
-shares = pd.DataFrame({"N": sizes,
-                       "KL term (KL weight 1)": [kl_now / n for n in sizes],
-                       "KL share of the objective (%)": [100 * kl_share(kl_now, data_loss, n)
-                                                         for n in sizes]}).set_index("N")
+share = [100 * kl_share(kl_now, data_loss, n) for n in sizes]  # your kl_share, at three N
+shares = pd.DataFrame({"N": sizes, "KL term (KL weight 1)": [kl_now / n for n in sizes],
+                       "KL share of the objective (%)": share}).set_index("N")
 grid_n = np.geomspace(500, 60_000, 50)
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
 ax.semilogx(grid_n, [100 * kl_share(kl_now, data_loss, n) for n in grid_n], color=plots.PALETTE[0])

@@ -21,7 +21,8 @@ For the notebooks (imported by name): ``theory`` (closed forms and Monte Carlo),
 ``widgets``, ``checks`` (exercise checks), ``experiments`` (the paper's experiments, also
 ``python -m sparsevd_lab.experiments``), ``notebook`` (setup helpers; its executor,
 ``python -m sparsevd_lab.notebook``, needs the dev extra), ``assignments`` (builds the student
-copies, ``python -m sparsevd_lab.assignments``), ``predictions`` (a student's predictions recorded
+copies, ``python -m sparsevd_lab.assignments``), ``grading`` (nbgrader metadata for the built
+notebooks; the ``grading`` extra), ``predictions`` (a student's predictions recorded
 before the reveal; ``python -m sparsevd_lab.predictions report`` for the class); ``results/`` holds
 the shipped results.
 """

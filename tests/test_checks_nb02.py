@@ -162,10 +162,10 @@ def test_unfilled_stub_and_missing_return_are_reported(check):
     ("01_log_uniform_prior", {"log_uniform_share", "dropout_rate", "sign_flip_rate",
                               "sign_flip_probability"}),
     ("02_kl_approximation", {"mc_neg_kl", "neg_kl_eq14", "refit_k", "kl_limit"}),
-    ("03_sparse_vd_layers", {"theta_gradients", "preactivation_moments", "compression"}),
-    ("04_weight_visualisation", {"pixels_used", "alive_units"}),
+    ("03_sparse_vd_layers", {"theta_gradients", "preactivation_moments", "kl_share", "compression"}),
+    ("04_weight_visualisation", {"kl_gradient", "pixels_used", "alive_units"}),
     ("05_random_labels", {"chance_accuracy", "constant_prediction"}),
-    ("06_compression_tables", {"frontier_point", "csr_bytes"}),
+    ("06_compression_tables", {"pareto_frontier", "frontier_point", "csr_bytes"}),
 ])
 def test_notebook_exercises_have_markers_and_checks(name, functions):
     """Every lecture notebook (the lecture copies these checks serve): each exercise function is in a
