@@ -15,7 +15,6 @@ offline digits and says so in one line: there N is small, so the KL's share of t
 """
 from __future__ import annotations
 
-import copy
 import functools
 import io
 import multiprocessing as mp
@@ -33,8 +32,10 @@ from ..layers import svdo_layers
 from ..models import lenet_300_100
 from ..objective import kl_warmup
 from ..reports import layer_sparsity, sparsity_string
-from ..train import evaluate, fit, resolve_device, set_seed
+from ..train import fit, resolve_device, set_seed
 from .context import Context, _dense_counts, _frame, _table_row
+from .lenet import _val_error
+from .sweeps import threshold_sweep
 
 __all__ = ["CLASS_RECIPE", "FAST_CLASS_RECIPE", "class_run", "train_pair", "load_class_data",
            "run_class_run", "fallback_message", "recipe_warmup", "NO_DATA_HELP"]
@@ -277,31 +278,16 @@ def train_pair(train: DataBundle, val: tuple, recipe: dict | None = None, *,
             "seconds": {k: round(v, 2) for k, v in seconds.items()}, "parallel": parallel}
 
 
-def _error(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device) -> float:
-    return 100.0 * (1 - evaluate(model, TensorLoader(x, y, 1000, device=device))["acc"])
-
-
 VAL_THRESHOLDS = (2.0, 3.0, 4.0, 5.0)
 
 
 def _val_by_threshold(model: nn.Module, ctx: Context) -> list[dict]:
-    """Validation error and compression at other thresholds (an eval-time choice: no retraining);
-    the layers' own threshold is restored."""
-    layers = [m for _, m in svdo_layers(model)]
-    own = [m.threshold for m in layers]
-    out = []
-    try:
-        for t in VAL_THRESHOLDS:
-            for m in layers:
-                m.threshold = t
-            counts = layer_sparsity(model)
-            total, kept = sum(c[1] for c in counts), sum(c[2] for c in counts)
-            out.append({"threshold": t, "val_error_%": round(_error(model, *ctx.val, ctx.device), 3),
-                        "compression": round(total / kept, 2) if kept else float("inf")})
-    finally:
-        for m, t in zip(layers, own):
-            m.threshold = t
-    return out
+    """Validation error and compression at other thresholds (an eval-time choice: no retraining),
+    from the sweep's re-masking, which restores the layers' own threshold."""
+    val = TensorLoader(*ctx.val, 1000, device=ctx.device)
+    return [{"threshold": p["threshold"], "val_error_%": p["error_%"],
+             "compression": round(p["compression"], 2) if p["kept"] else float("inf")}
+            for p in threshold_sweep(model, val, VAL_THRESHOLDS)]
 
 
 def run_class_run(ctx: Context) -> dict:
@@ -325,7 +311,7 @@ def run_class_run(ctx: Context) -> dict:
         counts = _dense_counts(model) if method == "dense" else layer_sparsity(model)
         if len(counts) == len(names):
             counts = [(n, t, k) for n, (_, t, k) in zip(names, counts)]
-        extra = {"val_error_%": round(_error(model, *ctx.val, ctx.device), 3),
+        extra = {"val_error_%": round(_val_error(model, ctx), 3),
                  "train_seconds": pair["seconds"][method]}
         if method == "sparse-vd":
             extra["sparsity_string"] = sparsity_string(model)
