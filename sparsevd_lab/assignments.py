@@ -274,6 +274,19 @@ def _write_atomic(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def write_or_check(target: Path, text: str, src: Path, check: bool) -> str | None:
+    """Write a built notebook (atomically), or with ``check`` compare it with the committed one:
+    the problem found, if any. One rule for the student copies and the nbgrader sources."""
+    if not check:
+        _write_atomic(target, text)
+        return None
+    if not target.exists():
+        return f"{target}: missing"
+    if target.read_text(encoding="utf-8") != text:
+        return f"{target}: differs from the build of {src}"
+    return None
+
+
 def build(solutions: str | os.PathLike = SOLUTIONS_DIR, out: str | os.PathLike = ASSIGNMENTS_DIR,
           check: bool = False, pattern: str = "*", need_regions: bool = True) -> list[str]:
     """Build every student notebook of ``solutions`` (the sources ``PATTERN.py`` / ``PATTERN.ipynb``)
@@ -293,13 +306,10 @@ def build(solutions: str | os.PathLike = SOLUTIONS_DIR, out: str | os.PathLike =
     for src in sources:
         target = out / f"{src.stem}.ipynb"
         text = render(src, out, need_regions=need_regions, siblings=siblings)
-        if check:
-            if not target.exists():
-                problems.append(f"{target}: missing")
-            elif target.read_text(encoding="utf-8") != text:
-                problems.append(f"{target}: differs from the build of {src}")
-        else:
-            _write_atomic(target, text)
+        problem = write_or_check(target, text, src, check)
+        if problem:
+            problems.append(problem)
+        elif not check:
             written.append(str(target))
     if check:
         stems = {s.stem for s in sources}

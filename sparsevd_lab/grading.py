@@ -37,7 +37,6 @@ import sys
 from pathlib import Path
 
 from . import assignments as asg
-from .files import atomic_write_text
 
 __all__ = ["SOURCE_DIR", "POINTS", "DEFAULT_POINTS", "UNGRADED", "GITHUB_URL", "nbgrader_notebook",
            "render_source", "build_sources", "points", "main"]
@@ -280,13 +279,10 @@ def build_sources(out: str | os.PathLike = SOURCE_DIR, check: bool = False,
     for src, siblings, student_dir in sources:
         target = out / src.stem / f"{src.stem}.ipynb"
         text = render_source(src, siblings, student_dir)
-        if check:
-            if not target.exists():
-                problems.append(f"{target}: missing")
-            elif target.read_text(encoding="utf-8") != text:
-                problems.append(f"{target}: differs from the build of {src}")
-        else:
-            atomic_write_text(target, text)
+        problem = asg.write_or_check(target, text, src, check)
+        if problem:
+            problems.append(problem)
+        elif not check:
             written.append(str(target))
     if check and out.is_dir():
         stems = {s.stem for s, _, _ in sources}
