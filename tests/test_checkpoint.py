@@ -18,12 +18,7 @@ def small():
     return load_sklearn_digits(verbose=False).subset(300, 100)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _run(data, checkpoint=None, stop_after=None, epochs=5, svdo=True, **kwargs):

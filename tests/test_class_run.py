@@ -6,35 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from torch import nn
 
 from sparsevd_lab import DataBundle, OfflineError, data
 from sparsevd_lab.experiments import CLASS_RECIPE, class_run, load_result, validate_result
 from sparsevd_lab.experiments import __main__ as cli
 from sparsevd_lab.experiments import classrun
+from synthetic import squares_bundle
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny(n_train=700, n_test=200, name="tiny") -> DataBundle:
-    g = torch.Generator().manual_seed(0)
-
-    def make(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = 0.1 * torch.randn(n, 1, 28, 28, generator=g)
-        for i, c in enumerate(y.tolist()):
-            r, col = divmod(c, 5)
-            x[i, 0, 4 + 10 * r:10 + 10 * r, 2 + 5 * col:6 + 5 * col] += 1.0
-        return x, y
-
-    return DataBundle(name, f"{name} (generated)", *make(n_train), *make(n_test))
+    return squares_bundle(n_train, n_test, name, f"{name} (generated)")
 
 
 @pytest.fixture

