@@ -131,6 +131,16 @@ def test_plot_history_single_and_dict():
     assert fig.axes[0].get_legend()._loc == 4 and fig.axes[0].get_legend()._ncols == 2
 
 
+def test_plot_history_dashes_held_out_curves():
+    """Training solid, held-out data dashed, whether it is the test or the validation split (the
+    class run reports validation accuracy): otherwise two curves of one colour cannot be told apart."""
+    h = pd.DataFrame({"epoch": [1, 2], "train_acc": [0.5, 0.9], "val_acc": [0.4, 0.8],
+                      "test_acc": [0.4, 0.7]})
+    fig = plots.plot_history(h, metrics=("train_acc", "val_acc", "test_acc"), sparsity=False)
+    styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].lines}
+    assert styles == {"train acc": "-", "val acc": "--", "test acc": "--"}
+
+
 def test_plot_history_zoom_near_chance():
     """notebook 05: 10.8 % against a 10 % chance level, on a panel that spans 7-13 %, not 0-100 %."""
     epochs = np.arange(1, 21)

@@ -121,7 +121,7 @@ def plot_history(history: pd.DataFrame | Mapping[str, pd.DataFrame], metrics: Se
     acc_axes = list(axes[:1 + bool(zoom)])
     # a marker per epoch reads well for a short run and overplots a long one (200 epochs)
     marker = "." if max((len(h) for h in runs.values()), default=0) <= 30 else None
-    styles = {"train": "-", "test": "--"}
+    styles = {"train": "-", "test": "--", "val": "--"}  # held-out data dashed, test or validation
     for i, (name, h) in enumerate(runs.items()):
         for m in metrics:
             if m not in h:
